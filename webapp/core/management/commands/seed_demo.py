@@ -1,0 +1,42 @@
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from webapp.datasets.services import Upload, dataset_import_jsonl
+from webapp.projects.models import Membership, Project, Role
+from webapp.projects.services import project_create
+
+DEMO_SLUG = "demo"
+DEMO_FILE = Path(__file__).resolve().parents[2] / "demo" / "support_triage.jsonl"
+
+
+class Command(BaseCommand):
+    help = "Create the demo project (support-message triage, 60 train / 20 valid tasks) if missing."
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        if Project.objects.filter(slug=DEMO_SLUG).exists():
+            self.stdout.write("Demo project exists.")
+            return
+        admin = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
+        if admin is None:
+            self.stderr.write("No admin account yet; run `manage.py ensure_admin` first.")
+            return
+        project = project_create(
+            name="Demo", owner=admin,
+            description="Support triage: sort customer messages into billing, shipping, technical "
+                        "or account. Small enough for the built-in 135M model to learn on a CPU.",
+        )
+        assert project.slug == DEMO_SLUG
+        data = DEMO_FILE.read_bytes()
+        dataset = dataset_import_jsonl(
+            project=project, name="Support triage", user=admin,
+            train=Upload(name=DEMO_FILE.name, size=len(data), read=lambda: data),
+            holdout_percent=25, seed=0,
+        )
+        Membership.objects.filter(project=project, user=admin).update(role=Role.OWNER)
+        self.stdout.write(self.style.SUCCESS(
+            f"Created demo project with dataset “{dataset.name}” ({dataset.tasks.count()} tasks)."
+        ))

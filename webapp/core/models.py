@@ -1,0 +1,12 @@
+from django.db import models
+
+
+class WorkerPing(models.Model):
+    """A round trip through the task queue: proves a worker is consuming and can write rows."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    worker_hostname = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

@@ -1,0 +1,44 @@
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from .models import WorkerPing
+from .services import worker_ping_send
+
+
+@require_GET
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+def not_found(request, exception=None):
+    if request.path.startswith("/v1/"):
+        return JsonResponse({"error": {"message": f"Unknown URL {request.path}", "type": "invalid_request_error",
+                                       "param": None, "code": "unknown_url"}}, status=404)
+    return render(request, "404.html", status=404)
+
+
+@require_GET
+@staff_member_required
+def system_status(request):
+    return render(request, "core/system.html", {"pings": WorkerPing.objects.all()[:10]})
+
+
+@require_POST
+@staff_member_required
+def system_ping(request):
+    ping = worker_ping_send()
+    if request.htmx:
+        return render(request, "core/_ping.html", {"ping": ping})
+    return redirect("system_status")
+
+
+@require_GET
+@staff_member_required
+def system_ping_status(request, pk: int):
+    ping = get_object_or_404(WorkerPing, pk=pk)
+    response = render(request, "core/_ping.html", {"ping": ping})
+    if ping.answered_at:
+        response["HX-Trigger"] = "ping-answered"
+    return response
