@@ -1,0 +1,219 @@
+"""`{{item.a.b}}` / `{{sample.output_text}}` / `{{sample.output_json.x}}` templates.
+
+A template is parsed once into literal chunks and variable paths (`compile_template` is
+cached), so grading a thousand samples does not re-scan the same string a thousand times.
+Paths are dotted keys into the task row (`item`) or the model's answer (`sample`); a number
+indexes a list (`{{item.choices.0}}`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from .result import INVALID_VARIABLE_ERROR, SAMPLE_PARSE_ERROR, GraderValidationError, GradingError
+
+_VARIABLE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
+_PATH_PART = re.compile(r"^[^\s.{}]+$")
+_MISSING = object()
+
+
+class Sample:
+    """The model's answer, normalised from a plain string or OpenAI's sample dict.
+
+    `output_json` is parsed from `output_text` lazily and only once, because most graders
+    never look at it and a multi grader's sub-graders share one `Sample`.
+    """
+
+    __slots__ = ("output_text", "data", "_json", "_json_error")
+
+    def __init__(self, output_text: str, data: dict[str, Any] | None = None):
+        self.output_text = output_text
+        self.data = data if data is not None else {"output_text": output_text}
+        self._json: Any = _MISSING
+        self._json_error: str | None = None
+
+    @classmethod
+    def of(cls, sample: Any) -> Sample:
+        """Accept a `Sample`, a string, or a dict with `output_text` (and maybe `output_json`)."""
+        if isinstance(sample, Sample):
+            return sample
+        if isinstance(sample, str):
+            return cls(sample)
+        if isinstance(sample, dict):
+            text = sample.get("output_text")
+            if text is None:
+                text = (
+                    "" if sample.get("output_json") is None else json.dumps(sample["output_json"])
+                )
+            obj = cls(str(text), dict(sample))
+            if sample.get("output_json") is not None:
+                obj._json = sample["output_json"]
+            return obj
+        if sample is None:
+            return cls("")
+        raise GradingError(
+            SAMPLE_PARSE_ERROR, f"sample must be a string or an object, got {type(sample).__name__}"
+        )
+
+    @property
+    def output_json(self) -> Any:
+        """The answer as JSON; raises a `sample_parse_error` when the text is not JSON."""
+        if self._json is _MISSING and self._json_error is None:
+            try:
+                self._json = json.loads(_strip_code_fence(self.output_text))
+            except (ValueError, RecursionError) as exc:
+                self._json_error = f"the model's answer is not valid JSON ({exc})"
+        if self._json_error is not None:
+            raise GradingError(SAMPLE_PARSE_ERROR, self._json_error)
+        return self._json
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict a python grader's `grade(sample, item)` receives."""
+        out = dict(self.data)
+        out["output_text"] = self.output_text
+        if "output_json" not in out or out["output_json"] is None:
+            try:
+                out["output_json"] = self.output_json
+            except GradingError:
+                out["output_json"] = None
+        return out
+
+
+def _strip_code_fence(text: str) -> str:
+    """Models often wrap JSON in ```json fences; accept that."""
+    stripped = text.strip()
+    if stripped.startswith("```") and stripped.endswith("```") and len(stripped) >= 6:
+        body = stripped[3:-3]
+        newline = body.find("\n")
+        return body[newline + 1 :] if newline != -1 else body
+    return stripped
+
+
+def stringify(value: Any) -> str:
+    """How a non-string value appears inside a rendered template: as JSON."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class VariablePath:
+    """`item.a.0.b` split into a root (`item` or `sample`) and keys."""
+
+    text: str
+    root: str
+    keys: tuple[str, ...]
+
+    def resolve(self, sample: Sample, item: dict[str, Any]) -> Any:
+        if self.root == "item":
+            value: Any = item
+        elif self.keys and self.keys[0] == "output_text":
+            value = sample.output_text
+            return _walk(value, self.keys[1:], self.text)
+        elif self.keys and self.keys[0] == "output_json":
+            return _walk(sample.output_json, self.keys[1:], self.text)
+        else:
+            value = sample.data
+        return _walk(value, self.keys, self.text)
+
+
+def _walk(value: Any, keys: tuple[str, ...], text: str) -> Any:
+    for key in keys:
+        if isinstance(value, dict):
+            found = value.get(key, _MISSING)
+        elif isinstance(value, list) and key.lstrip("-").isdigit():
+            index = int(key)
+            found = value[index] if -len(value) <= index < len(value) else _MISSING
+        else:
+            found = _MISSING
+        if found is _MISSING:
+            raise GradingError(INVALID_VARIABLE_ERROR, _missing_message(text, key, value))
+        value = found
+    return value
+
+
+def _missing_message(text: str, key: str, parent: Any) -> str:
+    if isinstance(parent, dict):
+        known = ", ".join(sorted(map(str, parent))[:12]) or "none"
+        return f"{{{{{text}}}}}: no field {key!r} here (fields: {known})"
+    if isinstance(parent, list):
+        return f"{{{{{text}}}}}: no element {key} in a list of {len(parent)}"
+    return f"{{{{{text}}}}}: cannot look up {key!r} inside a {type(parent).__name__}"
+
+
+def parse_path(text: str, param: str | None = None) -> VariablePath:
+    """Parse `item.a.b`; raise `GraderValidationError` for anything else."""
+    parts = text.split(".")
+    root = parts[0]
+    if root not in ("item", "sample") or not all(_PATH_PART.match(p) for p in parts):
+        raise GraderValidationError(
+            f"{{{{{text}}}}} is not a valid variable; use {{{{item.<field>}}}}, "
+            "{{sample.output_text}} or {{sample.output_json.<field>}}",
+            param,
+            flag=INVALID_VARIABLE_ERROR,
+        )
+    return VariablePath(text, root, tuple(parts[1:]))
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A compiled template: literal chunks interleaved with variables."""
+
+    source: str
+    chunks: tuple[str | VariablePath, ...]
+
+    @property
+    def variables(self) -> tuple[VariablePath, ...]:
+        return tuple(c for c in self.chunks if isinstance(c, VariablePath))
+
+    @property
+    def uses_output_json(self) -> bool:
+        return any(v.root == "sample" and v.keys[:1] == ("output_json",) for v in self.variables)
+
+    def render(self, sample: Sample, item: dict[str, Any]) -> str:
+        """The template with every variable filled in (non-strings as JSON)."""
+        chunks = self.chunks
+        if len(chunks) == 1:
+            only = chunks[0]
+            return only if isinstance(only, str) else stringify(only.resolve(sample, item))
+        return "".join(
+            c if isinstance(c, str) else stringify(c.resolve(sample, item)) for c in chunks
+        )
+
+    def render_value(self, sample: Sample, item: dict[str, Any]) -> Any:
+        """Like `render`, but a template that is exactly one variable keeps its JSON type."""
+        chunks = self.chunks
+        if len(chunks) == 1 and isinstance(chunks[0], VariablePath):
+            return chunks[0].resolve(sample, item)
+        return self.render(sample, item)
+
+
+@lru_cache(maxsize=4096)
+def _compile(source: str) -> Template:
+    chunks: list[str | VariablePath] = []
+    position = 0
+    for match in _VARIABLE.finditer(source):
+        if match.start() > position:
+            chunks.append(source[position : match.start()])
+        chunks.append(parse_path(match.group(1)))
+        position = match.end()
+    if position < len(source) or not chunks:
+        chunks.append(source[position:])
+    return Template(source, tuple(chunks))
+
+
+def compile_template(source: Any, param: str | None = None) -> Template:
+    """Compile (and cache) `source`; errors name the grader field `param`."""
+    if not isinstance(source, str):
+        raise GraderValidationError(f"must be a string, got {type(source).__name__}", param)
+    try:
+        return _compile(source)
+    except GraderValidationError as exc:
+        raise GraderValidationError(exc.message, param, flag=exc.flag) from None
