@@ -1,0 +1,41 @@
+"""GRPO trainer: pure Python + torch + transformers (never imports Django).
+
+Public API::
+
+    from trainer import train, TrainConfig, Tasks, Hooks
+    result = train(TrainConfig(base_model="smollm2-135m-instruct"), Tasks(train=rows), grader, hooks)
+
+The heavy modules (torch, transformers) load on first use, so `import trainer` stays cheap
+for the web app.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+_EXPORTS = {
+    "TrainConfig": "trainer.config",
+    "ConfigError": "trainer.config",
+    "config_from_openai_hyperparameters": "trainer.config",
+    "Hooks": "trainer.hooks",
+    "JsonlHooks": "trainer.hooks",
+    "train": "trainer.loop",
+    "Tasks": "trainer.loop",
+    "TaskError": "trainer.loop",
+    "TrainResult": "trainer.loop",
+    "BUILTIN_MODELS": "trainer.models",
+    "ModelLoadError": "trainer.models",
+    "load_model": "trainer.models",
+    "resolve_model": "trainer.models",
+    "checkpoint_export_zip": "trainer.checkpoints",
+    "best_checkpoint": "trainer.checkpoints",
+    "list_checkpoints": "trainer.checkpoints",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'trainer' has no attribute {name!r}")

@@ -1,0 +1,248 @@
+"""The GRPO objective: group-relative advantages, token log-probs, and the clipped loss.
+
+Shapes: B prompts, G completions per prompt, S = B*G sequences, T completion positions
+(right-padded), N = valid completion tokens in the batch, H hidden size, V vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+STD_EPS = 1e-4  # as in TRL: a group with all-equal rewards gets advantage 0, not a division by 0
+
+
+# ---------------------------------------------------------------------------------------------
+# advantages
+# ---------------------------------------------------------------------------------------------
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, scaling: str = "group"):
+    """Advantages relative to the group mean, optionally divided by a std.
+
+    rewards: (S,) ordered group by group. scaling: `group` divides by each group's std
+    (GRPO), `batch` by the std of the whole batch, `none` not at all (Dr. GRPO).
+    Returns (advantages (S,), zero_std (B,) bool: groups whose rewards were all equal).
+    Stds are unbiased (Bessel-corrected), like TRL.
+    """
+    grouped = rewards.view(-1, group_size)  # (B, G)
+    mean = grouped.mean(dim=1, keepdim=True)  # (B, 1)
+    std = grouped.std(dim=1, keepdim=True)  # (B, 1)
+    advantages = grouped - mean
+    if scaling == "group":
+        advantages = advantages / (std + STD_EPS)
+    elif scaling == "batch":
+        advantages = advantages / (rewards.std() + STD_EPS)
+    elif scaling != "none":
+        raise ValueError(f"unknown reward scaling {scaling!r}")
+    zero_std = torch.isclose(std.squeeze(1), torch.zeros_like(std.squeeze(1)))
+    return advantages.reshape(-1), zero_std
+
+
+# ---------------------------------------------------------------------------------------------
+# log-probabilities, chunked over tokens
+# ---------------------------------------------------------------------------------------------
+
+
+def chunked_logprobs(
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    lm_head: torch.nn.Module,
+    *,
+    temperature: float = 1.0,
+    chunk_tokens: int = 512,
+    with_entropy: bool = True,
+):
+    """log p(target) and the entropy of the next-token distribution, `chunk_tokens` rows at a time.
+
+    hidden: (N, H) final hidden states that predict `targets`: (N,). The (N, V) logits never
+    exist at once: each chunk's logits are built, reduced and dropped; under autograd each
+    chunk is checkpointed, so backward rebuilds them one chunk at a time as well.
+    Returns (logp (N,), entropy (N,) detached, or None).
+    """
+    logps, entropies = [], []
+    needs_grad = torch.is_grad_enabled() and (
+        hidden.requires_grad or any(p.requires_grad for p in lm_head.parameters())
+    )
+    for start in range(0, hidden.shape[0], chunk_tokens):
+        h = hidden[start:start + chunk_tokens]  # (n, H)
+        t = targets[start:start + chunk_tokens]  # (n,)
+        side: dict = {}  # entropy is a metric: computed in the first pass only, not in recompute
+        if needs_grad:
+            logp = checkpoint(_chunk, h, t, lm_head, temperature, with_entropy, side, use_reentrant=False)
+        else:
+            logp = _chunk(h, t, lm_head, temperature, with_entropy, side)
+        logps.append(logp)
+        if with_entropy:
+            entropies.append(side["entropy"])
+    if not logps:
+        empty = hidden.new_zeros(0, dtype=torch.float32)
+        return empty, (empty if with_entropy else None)
+    return torch.cat(logps), (torch.cat(entropies) if with_entropy else None)
+
+
+def _chunk(h, t, lm_head, temperature, with_entropy, side):
+    logits = lm_head(h).float() / temperature  # (n, V)
+    logz = torch.logsumexp(logits, dim=-1)  # (n,)
+    logp = logits.gather(-1, t.unsqueeze(-1)).squeeze(-1) - logz  # (n,)
+    if with_entropy and "entropy" not in side:
+        with torch.no_grad():
+            side["entropy"] = logz - (F.softmax(logits, dim=-1) * logits).sum(-1)
+    return logp
+
+
+def split_model(model):
+    """(trunk, lm_head) of a causal LM, looking through a PEFT wrapper.
+
+    LoRA layers are injected in place, so calling the trunk still runs the adapters.
+    """
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    trunk = getattr(inner, inner.base_model_prefix)
+    return trunk, inner.get_output_embeddings()
+
+
+def completion_logprobs(
+    model,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    *,
+    temperature: float,
+    chunk_tokens: int = 512,
+    share_prompt: bool = True,
+    with_entropy: bool = True,
+):
+    """Per-token log-probs (and entropies) of the completions under `model`.
+
+    prompt_ids/prompt_mask: (b, P) left-padded, one row per prompt. completion_ids/mask:
+    (s, T) right-padded, s = b*G rows ordered group by group.
+
+    With `share_prompt`, each prompt is run once and its key/value cache is repeated G
+    times for the completions: the same function as running the G concatenated
+    sequences, with G-1 fewer copies of the prompt to forward and backpropagate through.
+    Without it (needed under gradient checkpointing, which disables the cache), every
+    sequence is prompt + completion. Returns (logp (s, T), entropy (s, T) or None), 0 on padding.
+    """
+    from transformers import DynamicCache
+
+    b, _ = prompt_ids.shape
+    s, T = completion_ids.shape
+    group = s // b
+    trunk, lm_head = split_model(model)
+    prompt_pos = (prompt_mask.cumsum(-1) - 1).clamp(min=0)  # (b, P)
+    prompt_len = prompt_mask.sum(-1)  # (b,)
+    comp_pos = prompt_len.repeat_interleave(group)[:, None] + torch.arange(T, device=prompt_ids.device)
+    if share_prompt:
+        cache = DynamicCache(config=trunk.config)
+        out = trunk(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=prompt_pos,
+                    past_key_values=cache, use_cache=True)
+        last = out.last_hidden_state[:, -1]  # (b, H): left padding puts every prompt's end here
+        cache.batch_repeat_interleave(group)
+        attn = torch.cat([prompt_mask.repeat_interleave(group, 0), torch.ones_like(completion_mask)], 1)
+        h_comp = trunk(input_ids=completion_ids, attention_mask=attn, position_ids=comp_pos,
+                       past_key_values=cache, use_cache=True).last_hidden_state  # (s, T, H)
+        # position t of the completion is predicted by the hidden state one before it
+        hidden = torch.cat([last.repeat_interleave(group, 0)[:, None], h_comp[:, :-1]], 1)  # (s, T, H)
+    else:
+        P = prompt_ids.shape[1]
+        ids = torch.cat([prompt_ids.repeat_interleave(group, 0), completion_ids], 1)  # (s, P+T)
+        attn = torch.cat([prompt_mask.repeat_interleave(group, 0), torch.ones_like(completion_mask)], 1)
+        pos = torch.cat([prompt_pos.repeat_interleave(group, 0), comp_pos], 1)
+        hidden = trunk(input_ids=ids, attention_mask=attn, position_ids=pos,
+                       use_cache=False).last_hidden_state[:, P - 1:P - 1 + T]  # (s, T, H)
+    mask = completion_mask.bool()
+    logp_flat, ent_flat = chunked_logprobs(hidden[mask], completion_ids[mask], lm_head,
+                                           temperature=temperature, chunk_tokens=chunk_tokens,
+                                           with_entropy=with_entropy)  # (N,)
+    logp = torch.zeros(s, T, dtype=logp_flat.dtype, device=logp_flat.device).masked_scatter(mask, logp_flat)
+    entropy = None
+    if with_entropy:
+        entropy = torch.zeros(s, T, dtype=ent_flat.dtype, device=ent_flat.device).masked_scatter(mask, ent_flat)
+    return logp, entropy
+
+
+# ---------------------------------------------------------------------------------------------
+# the clipped policy-gradient loss
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LossStats:
+    """Sums over valid tokens, so micro-batches add up; divide by `tokens` for means."""
+
+    tokens: float = 0.0
+    kl_sum: float = 0.0
+    clip_low_sum: float = 0.0
+    clip_high_sum: float = 0.0
+    clip_region_sum: float = 0.0
+
+    def add(self, other: LossStats) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def policy_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    loss_type: str,
+    epsilon_low: float,
+    epsilon_high: float,
+    max_completion_tokens: int,
+    beta: float = 0.0,
+    ref_logp: torch.Tensor | None = None,
+    num_sequences: int | None = None,
+    num_tokens: float | None = None,
+):
+    """The GRPO surrogate loss for a (micro-)batch, and token statistics.
+
+    logp, old_logp, ref_logp, mask: (s, T); advantages: (s,).
+    Per token: -min(r*A, clip(r, 1-eps_low, 1+eps_high)*A) + beta * k3-KL, r = exp(logp - old_logp),
+    k3 = exp(ref - logp) - (ref - logp) - 1. Normalisation (as TRL):
+      grpo:    mean over each sequence's tokens, then mean over sequences
+      dr_grpo: sum / (sequences * max_completion_tokens)
+      dapo:    sum / valid tokens in the whole batch
+    `num_sequences`/`num_tokens` are the totals of the full batch when this is one
+    micro-batch of several, so the micro-batch losses add up to the full-batch loss.
+    """
+    mask = mask.to(logp.dtype)
+    num_sequences = num_sequences or logp.shape[0]
+    num_tokens = num_tokens if num_tokens is not None else mask.sum().item()
+    adv = advantages.unsqueeze(1)  # (s, 1)
+    ratio = torch.exp(logp - old_logp)  # (s, T)
+    clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + epsilon_high)
+    per_token = -torch.min(ratio * adv, clipped * adv)  # (s, T)
+    kl = None
+    if beta != 0.0:
+        if ref_logp is None:
+            raise ValueError("beta > 0 needs ref_logp")
+        delta = ref_logp - logp
+        kl = torch.exp(delta) - delta - 1  # (s, T) k3 estimator of KL(policy || ref)
+        per_token = per_token + beta * kl
+    masked = per_token * mask
+    if loss_type == "grpo":
+        loss = (masked.sum(-1) / mask.sum(-1).clamp(min=1.0)).sum() / num_sequences
+    elif loss_type == "dr_grpo":
+        loss = masked.sum() / (num_sequences * max_completion_tokens)
+    elif loss_type == "dapo":
+        loss = masked.sum() / max(num_tokens, 1.0)
+    else:
+        raise ValueError(f"unknown loss type {loss_type!r}")
+
+    with torch.no_grad():
+        low = (ratio < 1 - epsilon_low) & (adv < 0)
+        high = (ratio > 1 + epsilon_high) & (adv > 0)
+        stats = LossStats(
+            tokens=mask.sum().item(),
+            kl_sum=(kl * mask).sum().item() if kl is not None else 0.0,
+            clip_low_sum=(low * mask).sum().item(),
+            clip_high_sum=(high * mask).sum().item(),
+            clip_region_sum=((low | high) * mask).sum().item(),
+        )
+    return loss, stats
