@@ -131,6 +131,7 @@ USE_TZ = True
 # --- Static files: served by the app itself (whitenoise); plotly.js from the plotly package ---
 STATIC_URL = "static/"
 STATIC_ROOT = STUDIO_DATA_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
@@ -179,6 +180,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "webapp.core.api.openai_exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "webapp.core.api.JsonOnlyNegotiation",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 

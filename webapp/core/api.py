@@ -91,3 +91,19 @@ def api_project_for_write(request, *, min_role: str = Role.EDITOR) -> ProjectAcc
             )
         slug = slugs[0]
     return project_access(user=request.user, slug=slug, min_role=min_role)
+
+
+class JsonOnlyNegotiation:
+    """Our API always answers JSON (or raw bytes for file content) whatever `Accept` says.
+
+    The openai SDK sends `Accept: application/binary` for file content, which DRF's default
+    negotiation would refuse with 406.
+    """
+
+    def select_parser(self, request, parsers):
+        from rest_framework.negotiation import DefaultContentNegotiation
+
+        return DefaultContentNegotiation().select_parser(request, parsers)
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type

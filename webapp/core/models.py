@@ -10,3 +10,6 @@ class WorkerPing(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"ping {self.pk} ({'answered' if self.answered_at else 'waiting'})"

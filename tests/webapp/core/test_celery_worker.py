@@ -1,0 +1,42 @@
+"""The task queue for real: a worker process on the configured broker answers a ping by
+writing to the database (the embedded filesystem broker by default, Redis in CI's 2nd pass)."""
+
+import time
+
+import pytest
+from django.urls import reverse
+
+from tests.webapp.core.worker import running_worker
+from webapp.core.models import WorkerPing
+from webapp.core.services import worker_ping_send
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_process_consumes_task_and_writes_row(tmp_path):
+    with running_worker(tmp_path) as worker:
+        ping = worker_ping_send()  # enqueued on commit, like every service
+        answered = wait_for(lambda: WorkerPing.objects.get(pk=ping.pk).answered_at is not None)
+        assert answered, worker.log_path.read_text()[-3000:]
+    ping.refresh_from_db()
+    assert ping.worker_hostname.startswith("test-")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_system_page_ping_round_trip(tmp_path, client, django_user_model):
+    staff = django_user_model.objects.create_user("ops", password="x", is_staff=True)
+    client.force_login(staff)
+    with running_worker(tmp_path):
+        response = client.post(reverse("system_ping"), headers={"HX-Request": "true"})
+        assert "Waiting for a worker" in response.content.decode()
+        ping = WorkerPing.objects.get()
+        url = reverse("system_ping_status", args=[ping.pk])
+        assert wait_for(lambda: "answered" in client.get(url, headers={"HX-Request": "true"}).content.decode())

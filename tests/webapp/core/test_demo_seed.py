@@ -1,0 +1,18 @@
+from django.core.management import call_command
+
+from webapp.datasets.models import Dataset
+from webapp.projects.models import Project
+
+
+def test_seed_demo_is_idempotent_and_has_60_train_20_valid(db, monkeypatch, capsys):
+    monkeypatch.setenv("STUDIO_ADMIN_PASSWORD", "pw-demo-12345")
+    call_command("ensure_admin")
+    call_command("seed_demo")
+    call_command("seed_demo")
+    project = Project.objects.get(slug="demo")
+    dataset = Dataset.objects.get(project=project)
+    assert dataset.tasks.filter(split="train").count() == 60
+    assert dataset.tasks.filter(split="valid").count() == 20
+    answers = {t.data["reference_answer"] for t in dataset.tasks.all()}
+    assert answers == {"billing", "shipping", "technical", "account"}
+    assert project.memberships.get().user.username == "admin"

@@ -1,0 +1,203 @@
+"""Every URL pattern, every role: 404 for non-members (and for other projects' objects),
+403 when the role is too low, allowed otherwise. A new URL without an entry here fails."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from tests.helpers import jsonl, rft_row
+from webapp.datasets.services import file_create
+from webapp.projects.models import Membership
+
+RANK = {"outsider": 0, "viewer": 1, "editor": 2, "owner": 3}
+
+
+def task_form():
+    return {"split": "train", "prompt": "new prompt", "reference_answer": "x"}
+
+
+def upload_form():
+    return {"name": "D", "train_file": SimpleUploadedFile("t.jsonl", jsonl([rft_row("q", "a")])),
+            "holdout_percent": 0, "seed": 0}
+
+
+# url name -> (method, minimum role, kwargs(objs) -> dict, post data factory)
+PROJECT_URLS = {
+    "projects:detail": ("get", "viewer", lambda o: {}, None),
+    "projects:members": ("get", "viewer", lambda o: {}, None),
+    "projects:member_add": ("post", "owner", lambda o: {}, lambda: {"username": "spare", "role": "viewer"}),
+    "projects:member_role": ("post", "owner", lambda o: {"pk": o["membership"]}, lambda: {"role": "editor"}),
+    "projects:member_remove": ("post", "owner", lambda o: {"pk": o["membership"]}, dict),
+    "datasets:upload": ("post", "editor", lambda o: {}, upload_form),
+    "datasets:csv_map": ("get", "editor", lambda o: {"token": "unknown-token"}, None),
+    "datasets:detail": ("get", "viewer", lambda o: {"pk": o["dataset"]}, None),
+    "datasets:download": ("get", "viewer", lambda o: {"pk": o["dataset"]}, None),
+    "datasets:duplicate": ("post", "editor", lambda o: {"pk": o["dataset"]}, dict),
+    "datasets:delete": ("post", "editor", lambda o: {"pk": o["dataset"]}, dict),
+    "datasets:task_new": ("post", "editor", lambda o: {"pk": o["dataset"]}, task_form),
+    "datasets:task_preview": ("post", "viewer", lambda o: {"pk": o["dataset"]}, task_form),
+    "datasets:task_detail": ("get", "viewer", lambda o: {"pk": o["dataset"], "task_pk": o["task"]}, None),
+    "datasets:task_row": ("get", "viewer", lambda o: {"pk": o["dataset"], "task_pk": o["task"]}, None),
+    "datasets:task_edit": ("post", "editor", lambda o: {"pk": o["dataset"], "task_pk": o["task"]}, task_form),
+    "datasets:task_delete": ("post", "editor", lambda o: {"pk": o["dataset"], "task_pk": o["task"]}, dict),
+}
+API_URLS = {  # name -> [(method, minimum role)]
+    "api_files": [("get", "viewer"), ("post", "editor")],
+    "api_file_detail": [("get", "viewer"), ("delete", "editor")],
+    "api_file_content": [("get", "viewer")],
+}
+# Not scoped to a project; each is covered by the tests named here.
+OTHER_URLS = {
+    "home": "test_login_required_everywhere", "login": "test_login_page", "logout": "test_login_page",
+    "projects:list": "test_project_list_shows_only_memberships", "projects:create": "test_project_list_shows_only_memberships",
+    "accounts:api_keys": "accounts/test_api_keys.py", "accounts:api_key_revoke": "accounts/test_api_keys.py",
+    "system_status": "test_system_pages_are_staff_only", "system_ping": "test_system_pages_are_staff_only",
+    "system_ping_status": "test_system_pages_are_staff_only", "healthz": "test_login_required_everywhere",
+}
+
+
+def all_url_names(patterns=None, prefix=""):
+    for p in patterns if patterns is not None else get_resolver().url_patterns:
+        if isinstance(p, URLResolver):
+            if p.namespace == "admin":
+                continue
+            yield from all_url_names(p.url_patterns, f"{prefix}{p.namespace}:" if p.namespace else prefix)
+        elif isinstance(p, URLPattern) and p.name:
+            yield prefix + p.name
+
+
+def test_every_url_pattern_is_in_the_matrix():
+    names = set(all_url_names())
+    covered = set(PROJECT_URLS) | set(API_URLS) | set(OTHER_URLS)
+    assert names - covered == set(), "add these URLs to the permission matrix"
+    assert covered - names == set(), "stale matrix entries"
+
+
+def make_objects(project, users, make_user):
+    from webapp.datasets.services import Upload, dataset_import_jsonl
+
+    data = jsonl([rft_row("q1", "a"), rft_row("q2", "b")])
+    dataset = dataset_import_jsonl(project=project, name="D", user=users["owner"],
+                                   train=Upload("d.jsonl", len(data), lambda: data))
+    membership = Membership.objects.create(project=project, user=make_user(f"member-{project.pk}"), role="viewer")
+    file = file_create(project=project, user=users["owner"], filename="f.jsonl", data=data)
+    return {"dataset": dataset.pk, "task": dataset.tasks.first().pk, "membership": membership.pk, "file": file.id}
+
+
+@pytest.fixture
+def world(project_with_roles, make_user):
+    project, users = project_with_roles
+    make_user("spare")
+    objs = make_objects(project, users, make_user)
+    other = Membership.objects.get(user=users["outsider"]).project
+    other_objs = make_objects(other, {"owner": users["outsider"]}, make_user)
+    return project, users, objs, other, other_objs
+
+
+def call(client, method, url, data_factory):
+    if method == "get":
+        return client.get(url)
+    return client.post(url, data_factory() if data_factory else {})
+
+
+@pytest.mark.parametrize("name", sorted(PROJECT_URLS))
+@pytest.mark.parametrize("who", ["outsider", "viewer", "editor", "owner"])
+def test_project_urls(name, who, world, client_for):
+    project, users, objs, _, _ = world
+    method, min_role, kwargs, data = PROJECT_URLS[name]
+    response = call(client_for(users[who]), method, reverse(name, kwargs={"slug": project.slug, **kwargs(objs)}), data)
+    if who == "outsider":
+        assert response.status_code == 404
+    elif RANK[who] < RANK[min_role]:
+        assert response.status_code == 403
+    elif name == "datasets:csv_map":
+        assert response.status_code == 404  # allowed, but the (session-bound) upload token is unknown
+    else:
+        assert response.status_code not in (403, 404, 405), response.status_code
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (_, _, kw, _) in PROJECT_URLS.items() if kw({"dataset": 1, "task": 1, "membership": 1})))
+def test_other_projects_objects_are_404_even_for_owners(name, world, client_for):
+    """An owner of project A asking for project B's objects under A's slug gets 404."""
+    project, users, _, _, other_objs = world
+    method, _, kwargs, data = PROJECT_URLS[name]
+    url = reverse(name, kwargs={"slug": project.slug, **kwargs(other_objs)})
+    assert call(client_for(users["owner"]), method, url, data).status_code == 404
+
+
+@pytest.mark.parametrize("name", sorted(PROJECT_URLS))
+def test_login_required_everywhere(name, world, client):
+    project, _, objs, _, _ = world
+    method, _, kwargs, data = PROJECT_URLS[name]
+    response = call(client, method, reverse(name, kwargs={"slug": project.slug, **kwargs(objs)}), data)
+    assert response.status_code == 302 and "/accounts/login/" in response.url
+    assert client.get("/").status_code == 302
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def api_call(client, method, name, file_id, project):
+    url = reverse(name, kwargs={"file_id": file_id} if name != "api_files" else {})
+    if method == "post":
+        return client.post(url, {"file": SimpleUploadedFile("t.jsonl", jsonl([rft_row("q", "a")])),
+                                 "purpose": "fine-tune"})
+    return getattr(client, method)(url)
+
+
+@pytest.mark.parametrize("name,method", [(n, m) for n, ms in sorted(API_URLS.items()) for m, _ in ms])
+@pytest.mark.parametrize("who", ["outsider", "viewer", "editor", "owner"])
+def test_api_urls(name, method, who, world, api_client_for):
+    project, users, objs, _, _ = world
+    min_role = dict(API_URLS[name])[method]
+    client = api_client_for(users[who], project)
+    response = api_call(client, method, name, objs["file"], project)
+    if who == "outsider":
+        assert response.status_code == 404, response.content
+        assert "error" in response.json()
+    elif RANK[who] < RANK[min_role]:
+        assert response.status_code == 403 and response.json()["error"]["code"] == "permission_denied"
+    else:
+        assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize("name", ["api_file_detail", "api_file_content"])
+def test_api_other_projects_files_are_404(name, world, api_client_for):
+    project, users, _, _, other_objs = world
+    for client in (api_client_for(users["owner"], project), api_client_for(users["owner"])):
+        assert api_call(client, "get", name, other_objs["file"], project).status_code == 404
+
+
+def test_api_list_never_shows_other_projects(world, api_client_for):
+    project, users, objs, _, other_objs = world
+    ids = [f["id"] for f in api_client_for(users["owner"]).get("/v1/files").json()["data"]]
+    assert objs["file"] in ids and other_objs["file"] not in ids
+
+
+def test_project_list_shows_only_memberships(world, client_for):
+    project, users, _, other, _ = world
+    body = client_for(users["viewer"]).get(reverse("projects:list")).content.decode()
+    assert project.name in body and other.name not in body
+    response = client_for(users["viewer"]).post(reverse("projects:create"), {"name": "Viewer's own"})
+    assert response.status_code == 302  # anyone may start a project, and owns it
+
+
+def test_login_page(client, make_user):
+    make_user("ann")
+    assert client.get(reverse("login")).status_code == 200
+    response = client.post(reverse("login"), {"username": "ann", "password": "pw-ann"})
+    assert response.status_code == 302 and response.url == reverse("projects:list")
+    assert client.get(reverse("projects:list")).status_code == 200
+    assert client.post(reverse("logout")).status_code == 302
+    assert client.get(reverse("projects:list")).status_code == 302
+    bad = client.post(reverse("login"), {"username": "ann", "password": "nope"})
+    assert bad.status_code == 200 and "correct username and password" in bad.content.decode()
+
+
+def test_system_pages_are_staff_only(client_for, make_user):
+    from webapp.core.models import WorkerPing
+
+    ping = WorkerPing.objects.create()
+    user, staff = make_user("plain"), make_user("staffer", is_staff=True)
+    for url, method in [(reverse("system_status"), "get"), (reverse("system_ping"), "post"),
+                        (reverse("system_ping_status", args=[ping.pk]), "get")]:
+        assert getattr(client_for(user), method)(url).status_code == 302  # to the admin login
+        assert getattr(client_for(staff), method)(url).status_code in (200, 302)
