@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.projects",
     "webapp.datasets",
+    "webapp.graders",
 ]
 
 MIDDLEWARE = [
