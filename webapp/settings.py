@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "webapp.projects",
     "webapp.datasets",
     "webapp.graders",
+    "webapp.runs",
 ]
 
 MIDDLEWARE = [
@@ -150,6 +151,10 @@ STUDIO_MAX_UPLOAD_BYTES = env_int("STUDIO_MAX_UPLOAD_MB", 100) * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # bigger uploads stream to a temp file
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024  # non-file form fields (task editor)
 FILE_UPLOAD_TEMP_DIR = None
+
+# --- Training runs ---
+STUDIO_HEARTBEAT_SECONDS = env_int("STUDIO_HEARTBEAT_SECONDS", 10)
+STUDIO_WORKER_LOST_SECONDS = env_int("STUDIO_WORKER_LOST_SECONDS", 120)
 
 # --- Celery: a broker that needs no server by default ---
 CELERY_QUEUE_DIR = STUDIO_DATA_DIR / "broker"

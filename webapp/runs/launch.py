@@ -1,0 +1,1 @@
+"""The “New run” screen (filled in next)."""

@@ -1,0 +1,11 @@
+from celery import shared_task
+
+from .services import run_execute
+
+
+# acks_late=False: a training task is acknowledged when a worker takes it, so a worker that
+# dies mid-run does not silently restart it from scratch; the run is marked "worker lost"
+# (missed heartbeat) and the user resumes it from its last checkpoint.
+@shared_task(acks_late=False, ignore_result=True)
+def run_train_task(run_id: str) -> None:
+    run_execute(run_id=run_id)
