@@ -98,34 +98,39 @@ class CompiledGrader:
         self, sample: Any, item: dict[str, Any], env: GradingEnv = DEFAULT_ENV
     ) -> GradeResult:
         """Grade one sample; never raises: failures become error flags and reward 0."""
-        return self.guarded(
-            lambda: self.evaluate(
-                sample if isinstance(sample, Sample) else Sample.of(sample), item, env
-            )
-        )
-
-    def guarded(self, compute: Callable[[], GradeResult]) -> GradeResult:
-        """Run `compute`, timing it and turning any failure into a flagged reward-0 result."""
         start = perf_counter()
         try:
-            result = compute()
+            result = self.evaluate(
+                sample if type(sample) is Sample else Sample.of(sample), item, env
+            )
             if not math.isfinite(result.reward):
                 raise GradingError(
                     OTHER_ERROR, f"the grader produced {result.reward}, not a finite number"
                 )
-        except GradingError as exc:
-            result = failed_result(exc, name=self.name, type_=self.type_name)
-            result.logs = getattr(exc, "logs", None) or None
         except Exception as exc:  # a bug or an odd input must not take the trainer down
-            result = GradeResult(
-                0.0,
-                self.name,
-                self.type_name,
-                errors={OTHER_ERROR: True},
-                error_message=f"{type(exc).__name__}: {exc}",
-            )
+            result = self._failure(exc)
         result.execution_time = perf_counter() - start
         return result
+
+    def guarded(self, compute: Callable[[], GradeResult]) -> GradeResult:
+        """Like `grade`, for a result computed some other way (e.g. a batched judge reply)."""
+        start = perf_counter()
+        try:
+            result = compute()
+        except Exception as exc:
+            result = self._failure(exc)
+        result.execution_time = perf_counter() - start
+        return result
+
+    def _failure(self, exc: Exception) -> GradeResult:
+        if isinstance(exc, GradingError):
+            result = failed_result(exc, name=self.name, type_=self.type_name)
+            result.logs = getattr(exc, "logs", None) or None
+            return result
+        message = f"{type(exc).__name__}: {exc}"
+        return GradeResult(
+            0.0, self.name, self.type_name, errors={OTHER_ERROR: True}, error_message=message
+        )
 
     def grade_many(
         self, samples: Sequence[Any], items: Sequence[dict[str, Any]], env: GradingEnv

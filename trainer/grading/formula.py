@@ -71,7 +71,7 @@ class Formula:
             ) from None
         except (ValueError, OverflowError) as exc:
             raise GradingError(OTHER_ERROR, f"calculate_output {self.source!r}: {exc}") from None
-        if math.isnan(result) or math.isinf(result):
+        if not math.isfinite(result):
             raise GradingError(OTHER_ERROR, f"calculate_output {self.source!r}: result is {result}")
         return result
 

@@ -87,10 +87,30 @@ class Multi(CompiledGrader):
 
     def combine(self, results: dict[str, GradeResult]) -> GradeResult:
         """The formula over the sub-results, with their flags and token usage merged."""
-        sub_rewards = {key: r.reward for key, r in results.items()}
+        sub_rewards: dict[str, float] = {}
+        scores: dict[str, Any] = {}
+        eventful = False  # errors or model usage to merge: rare, so kept off the fast path
+        for key, result in results.items():
+            sub_rewards[key] = result.reward
+            if result.scores:
+                scores[key] = result.scores
+            if result.errors or result.token_usage_per_model:
+                eventful = True
         combined = GradeResult(
-            0.0, self.name, self.type_name, sub_rewards=sub_rewards, sub_results=results
+            0.0, self.name, self.type_name, sub_rewards, scores=scores, sub_results=results
         )
+        if eventful and self._merge(combined, results):
+            return combined
+        try:
+            combined.reward = self.formula.evaluate(sub_rewards)
+        except GradingError as exc:
+            combined.errors[exc.flag] = True
+            combined.error_message = exc.message
+        return combined
+
+    @staticmethod
+    def _merge(combined: GradeResult, results: dict[str, GradeResult]) -> bool:
+        """Merge flags and token usage into `combined`; True when a sub-grader failed."""
         messages = []
         for key, result in results.items():
             for flag, value in result.errors.items():
@@ -100,8 +120,6 @@ class Multi(CompiledGrader):
                     combined.errors[flag] = f"{key}: {value}" if isinstance(value, str) else value
             if result.error_message:
                 messages.append(f"{key}: {result.error_message}")
-            if result.scores:
-                combined.scores[key] = result.scores
             if result.token_usage:
                 combined.token_usage = (combined.token_usage or 0) + result.token_usage
             for model, usage in result.token_usage_per_model.items():
@@ -111,20 +129,19 @@ class Multi(CompiledGrader):
             combined.sampled_model_name = combined.sampled_model_name or result.sampled_model_name
         if messages:
             combined.error_message = "; ".join(messages)
-            return combined
-        try:
-            combined.reward = self.formula.evaluate(sub_rewards)
-        except GradingError as exc:
-            combined.errors[exc.flag] = True
-            combined.error_message = exc.message
-        return combined
+        return bool(messages) or any(v is True for v in combined.errors.values())
 
     def grade_many(
         self, samples: Sequence[Any], items: Sequence[dict[str, Any]], env: GradingEnv
     ) -> list[GradeResult]:
-        """Each criterion grades the whole batch (so judges batch and python fans out)."""
+        """Each criterion grades the whole batch (so judges batch and python fans out).
+
+        When no criterion waits on anything, a plain per-sample loop is faster.
+        """
         if len(samples) != len(items):
             raise ValueError("samples and items must have the same length")
+        if not self.waits:
+            return [self.grade(s, i, env) for s, i in zip(samples, items, strict=True)]
         shared = [s if isinstance(s, Sample) else _safe_sample(s) for s in samples]
         columns = {
             key: grader.grade_many(shared, items, env) for key, grader in self.graders.items()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from typing import Any
 
 import jsonschema
@@ -32,19 +33,22 @@ _NUMBER = re.compile(
 
 def extract_last_number(text: str, percent_as_fraction: bool = True) -> float | None:
     """The last number written in `text`, or None. `50%` is 0.5 unless told otherwise."""
-    last = None
-    for last in _NUMBER.finditer(text):  # noqa: B007 - we want the final match
-        pass
-    if last is None:
+    found = _NUMBER.findall(text)  # one C-level pass; tuples of (sign, digits, exp, percent)
+    if not found:
         return None
-    value = float(last.group("digits").replace(",", ""))
-    if last.group("exp"):
-        value *= 10.0 ** int(last.group("exp"))
-    if last.group("sign") in ("-", "\u2212"):
+    sign, digits, exp, percent = found[-1]
+    value = float(digits.replace(",", ""))
+    if exp:
+        value *= 10.0 ** int(exp)
+    if sign and sign != "+":
         value = -value
-    if last.group("percent") and percent_as_fraction:
+    if percent and percent_as_fraction:
         value /= 100.0
     return value
+
+
+# References repeat (every sample of a GRPO group shares its task's), so parse each once.
+_reference_number = lru_cache(maxsize=16384)(extract_last_number)
 
 
 @register
@@ -103,7 +107,7 @@ class NumericMatch(CompiledGrader):
             if isinstance(value, int | float) and not isinstance(value, bool):
                 reference = float(value)
             else:
-                parsed = extract_last_number(str(value), self.percent)
+                parsed = _reference_number(str(value), self.percent)
                 if parsed is None:
                     raise GradingError(
                         OTHER_ERROR, f"the reference {str(value)[:80]!r} has no number in it"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -28,13 +29,20 @@ class Sample:
     never look at it and a multi grader's sub-graders share one `Sample`.
     """
 
-    __slots__ = ("output_text", "data", "_json", "_json_error")
+    __slots__ = ("output_text", "_data", "_json", "_json_error")
 
     def __init__(self, output_text: str, data: dict[str, Any] | None = None):
         self.output_text = output_text
-        self.data = data if data is not None else {"output_text": output_text}
+        self._data = data
         self._json: Any = _MISSING
         self._json_error: str | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """All of the sample's fields (built on demand: most graders only read the text)."""
+        if self._data is None:
+            self._data = {"output_text": self.output_text}
+        return self._data
 
     @classmethod
     def of(cls, sample: Any) -> Sample:
@@ -123,6 +131,26 @@ class VariablePath:
             value = sample.data
         return _walk(value, self.keys, self.text)
 
+    def getter(self) -> Callable[[Sample, dict[str, Any]], Any]:
+        """`resolve`, specialised for the two commonest paths (they dominate grading time)."""
+        if self.root == "sample" and self.keys == ("output_text",):
+            return _output_text
+        if self.root == "item" and len(self.keys) == 1:
+            key, resolve = self.keys[0], self.resolve
+
+            def item_field(sample: Sample, item: dict[str, Any]) -> Any:
+                try:
+                    return item[key]
+                except (KeyError, TypeError):
+                    return resolve(sample, item)  # raises the helpful error
+
+            return item_field
+        return self.resolve
+
+
+def _output_text(sample: Sample, item: dict[str, Any]) -> str:
+    return sample.output_text
+
 
 def _walk(value: Any, keys: tuple[str, ...], text: str) -> Any:
     for key in keys:
@@ -162,12 +190,22 @@ def parse_path(text: str, param: str | None = None) -> VariablePath:
     return VariablePath(text, root, tuple(parts[1:]))
 
 
-@dataclass(frozen=True, slots=True)
 class Template:
-    """A compiled template: literal chunks interleaved with variables."""
+    """A compiled template: literal chunks interleaved with variables.
 
-    source: str
-    chunks: tuple[str | VariablePath, ...]
+    `render(sample, item) -> str` fills every variable in (non-strings as JSON);
+    `render_value(sample, item)` is the same except that a template made of exactly one
+    variable keeps that value's JSON type. Both are closures specialised at compile time.
+    """
+
+    __slots__ = ("source", "chunks", "render", "render_value")
+
+    def __init__(self, source: str, chunks: tuple[str | VariablePath, ...]):
+        self.source = source
+        self.chunks = chunks
+        self.render: Callable[[Sample, dict[str, Any]], str]
+        self.render_value: Callable[[Sample, dict[str, Any]], Any]
+        self.render, self.render_value = _specialise(chunks)
 
     @property
     def variables(self) -> tuple[VariablePath, ...]:
@@ -177,22 +215,31 @@ class Template:
     def uses_output_json(self) -> bool:
         return any(v.root == "sample" and v.keys[:1] == ("output_json",) for v in self.variables)
 
-    def render(self, sample: Sample, item: dict[str, Any]) -> str:
-        """The template with every variable filled in (non-strings as JSON)."""
-        chunks = self.chunks
-        if len(chunks) == 1:
-            only = chunks[0]
-            return only if isinstance(only, str) else stringify(only.resolve(sample, item))
-        return "".join(
-            c if isinstance(c, str) else stringify(c.resolve(sample, item)) for c in chunks
-        )
 
-    def render_value(self, sample: Sample, item: dict[str, Any]) -> Any:
-        """Like `render`, but a template that is exactly one variable keeps its JSON type."""
-        chunks = self.chunks
-        if len(chunks) == 1 and isinstance(chunks[0], VariablePath):
-            return chunks[0].resolve(sample, item)
-        return self.render(sample, item)
+def _specialise(
+    chunks: tuple[str | VariablePath, ...],
+) -> tuple[Callable[..., str], Callable[..., Any]]:
+    if len(chunks) == 1 and isinstance(chunks[0], str):
+        literal = chunks[0]
+
+        def constant(sample: Sample, item: dict[str, Any]) -> str:
+            return literal
+
+        return constant, constant
+    if len(chunks) == 1:
+        get = chunks[0].getter()
+
+        def single(sample: Sample, item: dict[str, Any]) -> str:
+            value = get(sample, item)
+            return value if type(value) is str else stringify(value)
+
+        return single, get
+    parts = tuple(c if isinstance(c, str) else c.getter() for c in chunks)
+
+    def joined(sample: Sample, item: dict[str, Any]) -> str:
+        return "".join(p if type(p) is str else stringify(p(sample, item)) for p in parts)
+
+    return joined, joined
 
 
 @lru_cache(maxsize=4096)
