@@ -3,9 +3,24 @@
 from django.urls import path
 
 from webapp.datasets import api as files_api
+from webapp.graders import api as graders_api
+from webapp.runs import api as jobs_api
 
 urlpatterns = [
     path("files", files_api.files, name="api_files"),
     path("files/<str:file_id>", files_api.file_detail, name="api_file_detail"),
     path("files/<str:file_id>/content", files_api.file_content, name="api_file_content"),
+    path("fine_tuning/alpha/graders/validate", graders_api.grader_validate, name="api_grader_validate"),
+    path("fine_tuning/alpha/graders/run", graders_api.grader_run, name="api_grader_run"),
+    path("graders", graders_api.graders, name="api_graders"),
+    path("graders/<str:grader_id>", graders_api.grader_detail, name="api_grader_detail"),
+    path("fine_tuning/jobs", jobs_api.jobs, name="api_jobs"),
+    path("fine_tuning/jobs/<str:job_id>", jobs_api.job_detail, name="api_job_detail"),
+    path("fine_tuning/jobs/<str:job_id>/cancel", jobs_api.job_cancel, name="api_job_cancel"),
+    path("fine_tuning/jobs/<str:job_id>/pause", jobs_api.job_pause, name="api_job_pause"),
+    path("fine_tuning/jobs/<str:job_id>/resume", jobs_api.job_resume, name="api_job_resume"),
+    path("fine_tuning/jobs/<str:job_id>/events", jobs_api.job_events, name="api_job_events"),
+    path("fine_tuning/jobs/<str:job_id>/checkpoints", jobs_api.job_checkpoints, name="api_job_checkpoints"),
+    path("fine_tuning/jobs/<str:job_id>/metrics", jobs_api.job_metrics, name="api_job_metrics"),
+    path("fine_tuning/jobs/<str:job_id>/samples", jobs_api.job_samples, name="api_job_samples"),
 ]

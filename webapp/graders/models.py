@@ -42,3 +42,46 @@ class Grader(models.Model):
     @property
     def is_locked(self) -> bool:
         return bool(self.locked_reason)
+
+
+class CheckStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class GraderCheck(models.Model):
+    """One "check against references": the grader run over every task's own reference answer.
+
+    A good rubric gives every reference full marks; `failing` lists the tasks where it did
+    not (and which criteria were responsible), `rewards` every task's total for the histogram.
+    """
+
+    grader = models.ForeignKey(Grader, on_delete=models.CASCADE, related_name="checks")
+    dataset = models.ForeignKey(Dataset, null=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=10, choices=CheckStatus.choices, default=CheckStatus.QUEUED)
+    total = models.PositiveIntegerField(default=0, help_text="Tasks to check.")
+    checked = models.PositiveIntegerField(default=0, help_text="Tasks checked so far.")
+    full_marks = models.PositiveIntegerField(default=0)
+    rewards = models.JSONField(default=list, help_text="Every task's total, in task order.")
+    failing = models.JSONField(default=list, help_text="Tasks below full marks (capped), with the criteria responsible.")
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"check {self.pk} of {self.grader}"
+
+    @property
+    def unlisted(self) -> int:
+        """Tasks below full marks beyond the listed ones."""
+        return max(0, self.total - self.full_marks - len(self.failing))
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (CheckStatus.DONE, CheckStatus.FAILED)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Iterator
+from itertools import islice
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
-from trainer.grading import GraderValidationError, validate_grader
-from webapp.datasets.models import Dataset
+from trainer.grading import GradeResult, GraderValidationError, grade_batch, validate_grader
+from webapp.datasets.importers import prompt_text
+from webapp.datasets.models import Dataset, Task
 from webapp.projects.models import Project
 
-from .models import Grader
+from .models import CheckStatus, Grader, GraderCheck
+
+log = logging.getLogger(__name__)
 
 
 def grader_validate_spec(spec) -> dict:
@@ -77,3 +87,117 @@ def grader_delete(*, grader: Grader) -> None:
     if grader.is_locked:
         raise ValidationError(f"This grader cannot be deleted: {grader.locked_reason}.")
     grader.delete()
+
+
+# --- check against references ---------------------------------------------------------------
+
+# Grader types whose grades wait on a process, a model or an embedding: too slow to run over a
+# whole dataset inside a web request, so their checks go to a Celery worker (queue "default").
+SLOW_TYPES = frozenset({"python", "score_model", "label_model"})
+FULL_MARKS = 1.0
+MAX_FAILING_LISTED = 500
+CHECK_CHUNK = 256
+
+
+def _types_in(spec: Any) -> Iterator[str]:
+    if isinstance(spec, dict):
+        yield str(spec.get("type"))
+        if spec.get("type") == "text_similarity" and spec.get("evaluation_metric") == "cosine":
+            yield "cosine"
+        graders = spec.get("graders")
+        if isinstance(graders, dict):
+            children = [graders] if isinstance(graders.get("type"), str) else graders.values()
+            for child in children:
+                yield from _types_in(child)
+
+
+def grader_needs_worker(spec: dict) -> bool:
+    """Whether grading a whole dataset with `spec` is too slow for a web request."""
+    return any(t in SLOW_TYPES or t == "cosine" for t in _types_in(spec))
+
+
+def reference_sample(reference: Any) -> dict:
+    """A task's own reference answer dressed as a model sample (`output_json` when it is JSON)."""
+    if isinstance(reference, str):
+        sample: dict[str, Any] = {"output_text": reference}
+        try:
+            sample["output_json"] = json.loads(reference)
+        except ValueError:
+            pass
+        return sample
+    return {"output_text": json.dumps(reference, ensure_ascii=False), "output_json": reference}
+
+
+@transaction.atomic
+def grader_check_start(*, grader: Grader, user) -> GraderCheck:
+    """Record a check of `grader` against its dataset's reference answers.
+
+    Slow graders are queued for a worker; the caller runs cheap ones at once with
+    `grader_check_run` (deterministic graders do tens of thousands of grades a second).
+    """
+    if grader.dataset is None:
+        raise ValidationError("Choose a dataset for this grader first: its tasks' reference answers are checked.")
+    check = GraderCheck.objects.create(
+        grader=grader, dataset=grader.dataset, created_by=user, total=grader.dataset.tasks.count(),
+    )
+    if grader_needs_worker(grader.spec):
+        from .tasks import grader_check_task
+
+        transaction.on_commit(lambda: grader_check_task.delay(check.pk))
+    return check
+
+
+def _chunks(iterable, size: int):
+    iterator = iter(iterable)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _criteria_responsible(result: GradeResult) -> list[dict]:
+    subs = result.sub_results or {result.name or "grader": result}
+    return [
+        {"key": key, "name": sub.name or key, "reward": round(sub.reward, 4), "error": sub.error_message or ""}
+        for key, sub in subs.items()
+        if sub.reward < FULL_MARKS or not sub.ok
+    ]
+
+
+def grader_check_run(*, check: GraderCheck) -> GraderCheck:
+    """Grade every task's reference answer; save totals, failures and progress as it goes.
+
+    Not one transaction: progress is written per chunk so the page can poll it.
+    """
+    GraderCheck.objects.filter(pk=check.pk).update(status=CheckStatus.RUNNING)
+    spec = check.grader.spec
+    rewards: list[float] = []
+    failing: list[dict] = []
+    full = 0
+    tasks = Task.objects.filter(dataset_id=check.dataset_id).order_by("position", "pk")
+    try:
+        rows = tasks.values_list("pk", "position", "split", "data").iterator(chunk_size=2000)
+        for chunk in _chunks(rows, CHECK_CHUNK):
+            samples = [reference_sample(data.get("reference_answer", "")) for _, _, _, data in chunk]
+            results = grade_batch(spec, samples, [data for _, _, _, data in chunk])
+            for (pk, position, split, data), result in zip(chunk, results, strict=True):
+                rewards.append(round(result.reward, 4))
+                if result.reward >= FULL_MARKS - 1e-9 and result.ok:
+                    full += 1
+                elif len(failing) < MAX_FAILING_LISTED:
+                    failing.append({
+                        "task": pk, "position": position, "split": split,
+                        "prompt": prompt_text(data)[:200],
+                        "reference": str(data.get("reference_answer", "(no reference_answer field)"))[:200],
+                        "reward": round(result.reward, 4), "error": result.error_message or "",
+                        "criteria": _criteria_responsible(result),
+                    })
+            GraderCheck.objects.filter(pk=check.pk).update(checked=len(rewards))
+    except Exception as exc:  # grades never raise; this is the database or the machine
+        log.exception("reference check %s failed", check.pk)
+        GraderCheck.objects.filter(pk=check.pk).update(
+            status=CheckStatus.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now())
+    else:
+        GraderCheck.objects.filter(pk=check.pk).update(
+            status=CheckStatus.DONE, checked=len(rewards), total=len(rewards), full_marks=full,
+            rewards=rewards, failing=failing, finished_at=timezone.now())
+    check.refresh_from_db()
+    return check
