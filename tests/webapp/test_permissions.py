@@ -1,12 +1,16 @@
 """Every URL pattern, every role: 404 for non-members (and for other projects' objects),
 403 when the role is too low, allowed otherwise. A new URL without an entry here fails."""
 
+import json
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from tests.helpers import jsonl, rft_row
 from webapp.datasets.services import file_create
+from webapp.graders.models import GraderCheck
+from webapp.graders.services import grader_create
 from webapp.projects.models import Membership
 
 RANK = {"outsider": 0, "viewer": 1, "editor": 2, "owner": 3}
@@ -20,6 +24,31 @@ def upload_form():
     return {"name": "D", "train_file": SimpleUploadedFile("t.jsonl", jsonl([rft_row("q", "a")])),
             "holdout_percent": 0, "seed": 0}
 
+
+GRADER_SPEC = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}",
+               "reference": "{{item.reference_answer}}", "operation": "eq"}
+
+
+def rubric_form():
+    return {"name": "R", "row": "r1", "c-r1-type": "keywords", "c-r1-weight": "1", "c-r1-f-keywords": "a",
+            "combine": "weighted_mean", "action": "save"}
+
+
+GRADER_URLS = {
+    "graders:list": ("get", "viewer", lambda o: {}, None),
+    "graders:new": ("post", "editor", lambda o: {}, rubric_form),
+    "graders:import": ("post", "editor", lambda o: {}, lambda: {"name": "I", "grader_json": json.dumps(GRADER_SPEC)}),
+    "graders:builder_criterion": ("get", "editor", lambda o: {}, None),
+    "graders:builder_fields": ("get", "editor", lambda o: {}, None),
+    "graders:builder_formula": ("post", "editor", lambda o: {}, rubric_form),
+    "graders:detail": ("get", "viewer", lambda o: {"pk": o["grader"]}, None),
+    "graders:edit": ("post", "editor", lambda o: {"pk": o["grader"]}, rubric_form),
+    "graders:edit_json": ("get", "editor", lambda o: {"pk": o["grader"]}, None),
+    "graders:delete": ("post", "editor", lambda o: {"pk": o["grader"]}, dict),
+    "graders:try": ("post", "viewer", lambda o: {"pk": o["grader"]}, lambda: {"sample": "a"}),
+    "graders:check": ("post", "editor", lambda o: {"pk": o["grader"]}, dict),
+    "graders:check_status": ("get", "viewer", lambda o: {"pk": o["grader"], "check_pk": o["check"]}, None),
+}
 
 # url name -> (method, minimum role, kwargs(objs) -> dict, post data factory)
 PROJECT_URLS = {
@@ -40,12 +69,29 @@ PROJECT_URLS = {
     "datasets:task_row": ("get", "viewer", lambda o: {"pk": o["dataset"], "task_pk": o["task"]}, None),
     "datasets:task_edit": ("post", "editor", lambda o: {"pk": o["dataset"], "task_pk": o["task"]}, task_form),
     "datasets:task_delete": ("post", "editor", lambda o: {"pk": o["dataset"], "task_pk": o["task"]}, dict),
+    **GRADER_URLS,
 }
 API_URLS = {  # name -> [(method, minimum role)]
     "api_files": [("get", "viewer"), ("post", "editor")],
     "api_file_detail": [("get", "viewer"), ("delete", "editor")],
     "api_file_content": [("get", "viewer")],
+    "api_grader_validate": [("post", "viewer")],
+    "api_grader_run": [("post", "viewer")],
+    "api_graders": [("get", "viewer"), ("post", "editor")],
+    "api_grader_detail": [("get", "viewer"), ("post", "editor"), ("delete", "editor")],
 }
+
+
+def grader_api_call(client, method, name, objs):
+    url = reverse(name, kwargs={"grader_id": objs["grader"]} if name == "api_grader_detail" else {})
+    if method in ("get", "delete"):
+        return getattr(client, method)(url)
+    body = {"api_grader_validate": {"grader": GRADER_SPEC},
+            "api_grader_run": {"grader": GRADER_SPEC, "model_sample": "a", "item": {"reference_answer": "a"}}}
+    return client.post(url, body.get(name, {"name": "g", "grader": GRADER_SPEC}), content_type="application/json")
+
+
+API_CALLS = {name: grader_api_call for name in ("api_grader_validate", "api_grader_run", "api_graders", "api_grader_detail")}
 # Not scoped to a project; each is covered by the tests named here.
 OTHER_URLS = {
     "home": "test_login_required_everywhere", "login": "test_login_page", "logout": "test_login_page",
@@ -81,7 +127,10 @@ def make_objects(project, users, make_user):
                                    train=Upload("d.jsonl", len(data), lambda: data))
     membership = Membership.objects.create(project=project, user=make_user(f"member-{project.pk}"), role="viewer")
     file = file_create(project=project, user=users["owner"], filename="f.jsonl", data=data)
-    return {"dataset": dataset.pk, "task": dataset.tasks.first().pk, "membership": membership.pk, "file": file.id}
+    grader = grader_create(project=project, name="G", spec=GRADER_SPEC, user=users["owner"], dataset=dataset)
+    check = GraderCheck.objects.create(grader=grader, dataset=dataset, status="done")
+    return {"dataset": dataset.pk, "task": dataset.tasks.first().pk, "membership": membership.pk, "file": file.id,
+            "grader": grader.pk, "check": check.pk}
 
 
 @pytest.fixture
@@ -116,7 +165,7 @@ def test_project_urls(name, who, world, client_for):
         assert response.status_code not in (403, 404, 405), response.status_code
 
 
-@pytest.mark.parametrize("name", sorted(n for n, (_, _, kw, _) in PROJECT_URLS.items() if kw({"dataset": 1, "task": 1, "membership": 1})))
+@pytest.mark.parametrize("name", sorted(n for n, (_, _, kw, _) in PROJECT_URLS.items() if kw({"dataset": 1, "task": 1, "membership": 1, "grader": 1, "check": 1})))
 def test_other_projects_objects_are_404_even_for_owners(name, world, client_for):
     """An owner of project A asking for project B's objects under A's slug gets 404."""
     project, users, _, _, other_objs = world
@@ -135,7 +184,9 @@ def test_login_required_everywhere(name, world, client):
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
-def api_call(client, method, name, file_id, project):
+def api_call(client, method, name, file_id, project, objs=None):
+    if name in API_CALLS:  # endpoints with their own ids and JSON bodies
+        return API_CALLS[name](client, method, name, objs)
     url = reverse(name, kwargs={"file_id": file_id} if name != "api_files" else {})
     if method == "post":
         return client.post(url, {"file": SimpleUploadedFile("t.jsonl", jsonl([rft_row("q", "a")])),
@@ -149,7 +200,7 @@ def test_api_urls(name, method, who, world, api_client_for):
     project, users, objs, _, _ = world
     min_role = dict(API_URLS[name])[method]
     client = api_client_for(users[who], project)
-    response = api_call(client, method, name, objs["file"], project)
+    response = api_call(client, method, name, objs["file"], project, objs)
     if who == "outsider":
         assert response.status_code == 404, response.content
         assert "error" in response.json()

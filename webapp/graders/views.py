@@ -6,7 +6,7 @@ import json
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
@@ -202,7 +202,7 @@ def builder_fields(request, access: ProjectAccess):
     """The fields of the type just chosen for one row (htmx swaps them in)."""
     row = request.GET.get("row", "")
     if not rb._ROW_ID.match(row):
-        raise Http404("Unknown row.")
+        return HttpResponseBadRequest("Which row? Send row=<id>.")
     chips = _chips(_dataset_from(access.project, request.GET.get("dataset")))
     criterion = rb.new_criterion(request.GET.get(f"c-{row}-type", ""), row=row, chips=chips)
     return render(request, "graders/_criterion_fields.html", {"c": criterion, "widgets": criterion.widgets(chips)})
