@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -34,7 +34,6 @@ class GradingEnv:
     judges: JudgeRegistry | None = None
     sandbox: SandboxPool | None = None
     max_workers: int | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def judge_registry(self) -> JudgeRegistry:
         from .judges import default_judges

@@ -249,29 +249,50 @@ def _text_of(content: Any) -> str:
 
 
 _local_judges: dict[str, LocalJudge] = {}
+_local_failures: dict[str, tuple[float, str]] = {}
 _local_lock = threading.Lock()
+FAILURE_MEMORY_S = 60.0  # a model that failed to load is not retried for every sample
 
 
 def local_judge(name_or_path: str) -> LocalJudge:
     """Load (once per process) the local model `name_or_path` as a judge."""
     with _local_lock:
         judge = _local_judges.get(name_or_path)
-        if judge is None:
+        if judge is not None:
+            return judge
+        failed = _local_failures.get(name_or_path)
+        if failed and time.monotonic() - failed[0] < FAILURE_MEMORY_S:
+            raise LookupError(failed[1])
+        try:
             judge = LocalJudge(name_or_path, _resolve_local(name_or_path))
-            _local_judges[name_or_path] = judge
+        except Exception as exc:
+            _local_failures[name_or_path] = (time.monotonic(), f"{type(exc).__name__}: {exc}")
+            raise
+        _local_judges[name_or_path] = judge
         return judge
 
 
 def _resolve_local(name_or_path: str) -> Path:
+    """A folder for a built-in name, a path, or (with a `/`, when online) a hub id.
+
+    A bare name such as `gpt-4o-mini` is what an imported OpenAI grader names: say that an
+    admin has to configure it as an endpoint, rather than trying a model hub.
+    """
     try:
-        from trainer.models import resolve_model
+        from trainer.models import BUILTIN_MODELS, resolve_model
     except ImportError:
-        folder = Path(name_or_path)
+        BUILTIN_MODELS, resolve_model = {}, None  # noqa: N806 - mirrors the module's names
+    folder = Path(name_or_path).expanduser()
+    builtin = name_or_path.lower() in BUILTIN_MODELS
+    if not builtin and not folder.exists() and "/" not in name_or_path:
+        raise LookupError(
+            f"judge model {name_or_path!r} is not configured: an admin can add an OpenAI-compatible "
+            f"endpoint named {name_or_path!r}; or use smollm2-135m-instruct or a local model folder"
+        )
+    if resolve_model is None:
         if folder.is_dir():
             return folder
-        raise LookupError(
-            f"unknown judge model {name_or_path!r}: not a registered endpoint nor a local folder"
-        ) from None
+        raise LookupError(f"judge model {name_or_path!r}: no such folder")
     return Path(resolve_model(name_or_path))
 
 

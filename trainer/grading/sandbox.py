@@ -150,13 +150,22 @@ class SandboxPool:
             request = json.dumps({"hash": digest, "sample": sample, "item": item})
         except (TypeError, ValueError) as exc:
             return SandboxReply(False, kind="server", error=f"sample or item is not JSON: {exc}")
-        worker = self._acquire(digest)
-        if isinstance(worker, SandboxReply):
-            return worker
-        try:
-            return self._call(worker, digest, source, request, timeout_s or self.limits.timeout_s)
-        finally:
-            self._release(worker)
+        for attempt in range(2):
+            worker = self._acquire(digest)
+            if isinstance(worker, SandboxReply):
+                return worker
+            warm = worker.tasks > 0
+            try:
+                reply = self._call(
+                    worker, digest, source, request, timeout_s or self.limits.timeout_s
+                )
+            finally:
+                self._release(worker)
+            # A warm worker that vanished (killed while idle) says nothing about this code:
+            # try once more on a fresh one. A fresh worker dying is this code's doing.
+            if reply.kind != "server" or not warm or attempt:
+                return reply
+        return reply
 
     def shutdown(self) -> None:
         """Kill every worker and remove their directories. The pool refuses work afterwards."""
@@ -190,6 +199,11 @@ class SandboxPool:
             while True:
                 if self._closed:
                     return SandboxReply(False, kind="server", error="the sandbox pool is shut down")
+                for gone in [
+                    w for w in self._workers if not w.busy and w.process.poll() is not None
+                ]:
+                    self._workers.remove(gone)  # died while idle (e.g. the OOM killer): replace
+                    threading.Thread(target=self._kill, args=(gone,), daemon=True).start()
                 idle = [w for w in self._workers if not w.busy]
                 mine = next((w for w in idle if w.source_hash == digest), None)
                 unbound = next((w for w in idle if w.source_hash is None), None)

@@ -111,7 +111,11 @@ def tiny_judge_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class JudgeServer:
-    """A local OpenAI-compatible `/chat/completions` that answers with `reply(body)`."""
+    """A local OpenAI-compatible `/chat/completions` that answers with `reply(body)`.
+
+    Tests reach it through the `judge_server` fixture (and `judge_server.completion(...)`
+    builds a reply body), so no test module needs to import this file.
+    """
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
@@ -162,6 +166,9 @@ def completion(content: str | None, refusal: str | None = None) -> dict[str, Any
         ],
         "usage": {"prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13},
     }
+
+
+JudgeServer.completion = staticmethod(completion)  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,8 +16,6 @@ from trainer.grading import (
     validate_grader,
 )
 from trainer.grading.model_types import parse_label, parse_score
-
-from .conftest import JudgeServer, completion
 
 MESSAGES = [
     {"role": "developer", "content": "You grade answers to: {{item.question}}"},
@@ -47,7 +46,7 @@ def label_grader(model: str) -> dict:
 
 
 @pytest.fixture
-def judges(judge_server: JudgeServer) -> JudgeRegistry:
+def judges(judge_server: Any) -> JudgeRegistry:
     return JudgeRegistry(
         [
             JudgeConfig(
@@ -92,8 +91,8 @@ def test_parse_label(text: str, label: str | None) -> None:
     assert parse_label(text, ["correct", "incorrect"]) == label
 
 
-def test_endpoint_score_model(judge_server: JudgeServer, judges: JudgeRegistry) -> None:
-    judge_server.reply = lambda body: (200, completion("Score: 12"))
+def test_endpoint_score_model(judge_server: Any, judges: JudgeRegistry) -> None:
+    judge_server.reply = lambda body: (200, judge_server.completion("Score: 12"))
     grader = score_grader(
         "remote", sampling_params={"temperature": 0, "seed": 3, "max_completions_tokens": 20}
     )
@@ -120,10 +119,10 @@ def test_endpoint_score_model(judge_server: JudgeServer, judges: JudgeRegistry) 
     assert body["model_grader_token_usage_per_model"]["judge-remote"]["total_tokens"] == 13
 
 
-def test_endpoint_label_model_and_batch(judge_server: JudgeServer, judges: JudgeRegistry) -> None:
+def test_endpoint_label_model_and_batch(judge_server: Any, judges: JudgeRegistry) -> None:
     judge_server.reply = lambda body: (
         200,
-        completion("correct" if "Paris" in str(body["messages"]) else "incorrect"),
+        judge_server.completion("correct" if "Paris" in str(body["messages"]) else "incorrect"),
     )
     results = grade_batch(
         label_grader("remote"), ["Paris", "Lyon", "Paris"], [{"question": "q"}] * 3, judges=judges
@@ -132,13 +131,13 @@ def test_endpoint_label_model_and_batch(judge_server: JudgeServer, judges: Judge
     assert results[1].scores["label"] == "incorrect"
 
 
-def test_endpoint_failures_are_flagged(judge_server: JudgeServer, judges: JudgeRegistry) -> None:
+def test_endpoint_failures_are_flagged(judge_server: Any, judges: JudgeRegistry) -> None:
     item = {"question": "q"}
-    judge_server.reply = lambda body: (200, completion("no idea"))
+    judge_server.reply = lambda body: (200, judge_server.completion("no idea"))
     assert run_grader(score_grader("remote"), "x", item, judges=judges).errors == {
         "model_grader_parse_error": True
     }
-    judge_server.reply = lambda body: (200, completion(None, refusal="I can't help"))
+    judge_server.reply = lambda body: (200, judge_server.completion(None, refusal="I can't help"))
     assert run_grader(score_grader("remote"), "x", item, judges=judges).errors == {
         "model_grader_refusal_error": True
     }
@@ -206,3 +205,9 @@ def test_local_judge_registered_under_a_friendly_name(tiny_judge_folder: Path) -
     registry = JudgeRegistry([JudgeConfig("house-judge", path=str(tiny_judge_folder))])
     grader = score_grader("house-judge", sampling_params={"max_completions_tokens": 1})
     assert run_grader(grader, "x", {"question": "q"}, judges=registry).reward == 7.0
+
+
+def test_openai_model_name_without_an_endpoint_says_how_to_fix_it() -> None:
+    result = run_grader(score_grader("gpt-4o-mini"), "x", {"question": "q"}, judges=JudgeRegistry())
+    assert result.errors["model_grader_server_error"] is True
+    assert "not configured" in result.errors["model_grader_server_error_details"]

@@ -240,3 +240,10 @@ def test_privileges_are_dropped_when_the_interpreter_allows_it() -> None:
 def test_interpreter_is_the_current_one_by_default(pool: SandboxPool) -> None:
     assert pool.python == sys.executable
     assert pool.isolation()["audit_hook"] is True
+
+
+def test_worker_that_died_while_idle_is_replaced(pool: SandboxPool) -> None:
+    assert_pool_healthy(pool)
+    for pid in pool.worker_pids():
+        os.kill(pid, 9)  # our own worker: simulates the OOM killer
+    assert_pool_healthy(pool)
