@@ -1,0 +1,142 @@
+"""Metric series for the run page's charts, the runs list's sparklines and the compare page.
+
+All rows stay in the database; what goes to the browser is downsampled: a series longer
+than `max_points` becomes `max_points` bucket means (x = mean step of the bucket), so a run
+of 20,000 steps draws as fast as one of 1,000. Incremental polls (`after=<step>`) send only
+the new steps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from django.utils.html import escape
+
+from .models import Run, RunMetric
+
+MAX_POINTS = 1000
+BAND_KEYS = (("train/reward_mean", "train/reward_std", "train/reward"),
+             ("valid/reward_mean", "valid/reward_std", "valid/reward"))
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def series_from_rows(rows: Iterable[tuple[int, dict]]) -> dict[str, dict[str, list]]:
+    """{key: {"x": steps, "y": values}} for every numeric key; nulls are left out, not zeroed.
+
+    Adds `<split>/reward_lo` / `_hi` (mean ± std) for the shaded band.
+    """
+    out: dict[str, dict[str, list]] = {}
+
+    def put(key, step, value):
+        s = out.get(key)
+        if s is None:
+            s = out[key] = {"x": [], "y": []}
+        s["x"].append(step)
+        s["y"].append(value)
+
+    for step, data in rows:
+        for key, raw in (data or {}).items():
+            value = _number(raw)
+            if value is not None and "/" in key:
+                put(key, step, value)
+        for mean_key, std_key, prefix in BAND_KEYS:
+            mean, std = _number((data or {}).get(mean_key)), _number((data or {}).get(std_key))
+            if mean is not None and std is not None:
+                put(f"{prefix}_lo", step, mean - std)
+                put(f"{prefix}_hi", step, mean + std)
+    return out
+
+
+def downsample(xs: Sequence[float], ys: Sequence[float], max_points: int = MAX_POINTS) -> tuple[list, list]:
+    """Bucket means: at most `max_points` points, each the mean of consecutive points."""
+    n = len(xs)
+    if n <= max_points:
+        return list(xs), list(ys)
+    out_x, out_y = [], []
+    for b in range(max_points):
+        lo, hi = b * n // max_points, (b + 1) * n // max_points
+        size = hi - lo
+        out_x.append(round(sum(xs[lo:hi]) / size, 3))
+        out_y.append(sum(ys[lo:hi]) / size)
+    return out_x, out_y
+
+
+def run_series(run: Run, *, after: int | None = None, keys: Sequence[str] | None = None,
+               max_points: int = MAX_POINTS) -> tuple[dict[str, dict[str, list]], int]:
+    """(series, last step) for steps after `after` (all when None), downsampled for display."""
+    qs = RunMetric.objects.filter(run=run).order_by("step")
+    if after is not None:
+        qs = qs.filter(step__gt=after)
+    last = 0
+    rows = []
+    for step, data in qs.values_list("step", "data").iterator(chunk_size=2000):
+        if keys is not None:
+            data = {k: data.get(k) for k in keys if k in data}
+        rows.append((step, data))
+        last = step
+    series = series_from_rows(rows)
+    for s in series.values():
+        s["x"], s["y"] = downsample(s["x"], s["y"], max_points)
+    return series, last
+
+
+def reward_curves(runs: Sequence[Run], *, max_points: int = MAX_POINTS) -> dict[str, dict]:
+    """Train and valid reward mean per run, for sparklines and the compare page."""
+    curves: dict[str, dict] = {r.pk: {"train": ([], []), "valid": ([], [])} for r in runs}
+    qs = (RunMetric.objects.filter(run__in=[r.pk for r in runs]).order_by("run_id", "step")
+          .values_list("run_id", "step", "data__train/reward_mean", "data__valid/reward_mean"))
+    for run_id, step, train, valid in qs.iterator(chunk_size=5000):
+        for split, value in (("train", _number(train)), ("valid", _number(valid))):
+            if value is not None:
+                curves[run_id][split][0].append(step)
+                curves[run_id][split][1].append(value)
+    return {pk: {split: dict(zip(("x", "y"), downsample(*xy, max_points), strict=True))
+                 for split, xy in c.items()} for pk, c in curves.items()}
+
+
+def sparkline_svg(xs: Sequence[float], ys: Sequence[float], *, width: int = 120, height: int = 28,
+                  label: str = "") -> str:
+    """A tiny inline SVG polyline (no JS). Numbers only go into attributes; the label is escaped."""
+    title = f"<title>{escape(label)}</title>" if label else ""
+    if len(xs) < 2:
+        return (f'<svg class="sparkline empty" width="{width}" height="{height}" role="img" '
+                f'aria-label="no data yet">{title}</svg>')
+    xs, ys = downsample(xs, ys, width)
+    x0, x1 = min(xs), max(xs)
+    y0, y1 = min(min(ys), 0.0), max(max(ys), 1.0)  # rewards live in [0, 1]; widen if not
+    pad = 2
+    sx = (width - 2 * pad) / ((x1 - x0) or 1)
+    sy = (height - 2 * pad) / ((y1 - y0) or 1)
+    points = " ".join(f"{pad + (x - x0) * sx:.1f},{height - pad - (y - y0) * sy:.1f}" for x, y in zip(xs, ys, strict=True))
+    return (f'<svg class="sparkline" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            f'role="img" aria-label="{escape(label)}">{title}'
+            f'<polyline fill="none" stroke="currentColor" stroke-width="1.5" points="{points}"/></svg>')
+
+
+def flatten_config(value, prefix: str = "") -> dict[str, str]:
+    """{"lora.rank": "8", ...}: nested dicts become dotted keys, values shown as JSON-ish text."""
+    import json
+
+    if isinstance(value, dict):
+        out: dict[str, str] = {}
+        for k, v in value.items():
+            out.update(flatten_config(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: json.dumps(value, ensure_ascii=False, sort_keys=True)}
+
+
+def config_diff(configs: Sequence[dict]) -> list[dict]:
+    """Rows {key, values, differs} over the union of keys; a key missing in a run shows “—”."""
+    flat = [flatten_config(c) for c in configs]
+    keys = sorted(set().union(*flat)) if flat else []
+    rows = []
+    for key in keys:
+        values = [f.get(key, "—") for f in flat]
+        rows.append({"key": key, "values": values, "differs": len(set(values)) > 1})
+    return rows

@@ -1,0 +1,280 @@
+"""Run screens: the runs list and compare page, the live run page, the sample browser.
+
+The run page draws its charts once from data passed with `json_script`; static/js/runs.js
+then polls `metrics.json?after=<last step>` and extends the traces (no redraw, no flicker),
+while htmx refreshes the progress, events and checkpoints partial. Both stop when the run
+is no longer active.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from webapp.projects.access import ProjectAccess, project_view
+from webapp.projects.models import Role
+
+from . import charts, review, selectors, services
+from .models import Run, RunCheckpoint, RunStatus
+
+SAMPLES_PER_PAGE = 20
+EVENTS_SHOWN = 50
+COMPARE_MAX = 8
+
+
+def run_title(run: Run) -> str:
+    return run.suffix or run.pk
+
+
+def grader_label(run: Run) -> str:
+    if run.grader_id:
+        return f"{run.grader.name} v{run.grader.version}"
+    return (run.grader_spec or {}).get("name") or (run.grader_spec or {}).get("type", "inline grader")
+
+
+def allowed_actions(run: Run) -> list[str]:
+    """Which control buttons make sense now (the services still have the last word)."""
+    if run.status == RunStatus.RUNNING:
+        return [] if run.requested_action else ["pause", "cancel"]
+    if run.status in (RunStatus.QUEUED, RunStatus.VALIDATING_FILES):
+        return ["pause", "cancel"]
+    if run.status == RunStatus.PAUSED:
+        return ["resume", "cancel"]
+    if run.status == RunStatus.FAILED and (run.error or {}).get("code") == "worker_lost":
+        return ["resume"]
+    return []
+
+
+def _live_context(access: ProjectAccess, run: Run) -> dict:
+    events = run.events.filter(type="message").order_by("-id")[:EVENTS_SHOWN]
+    counts = selectors.run_feedback_counts(run=run)
+    return {
+        "access": access, "project": access.project, "run": run, "title": run_title(run),
+        "actions": allowed_actions(run) if access.can_edit else [],
+        "events": events, "checkpoints": run.checkpoints.order_by("-step"),
+        "feedback_counts": sorted(counts.items()), "feedback_total": sum(counts.values()),
+        "lost": (run.error or {}).get("code") == "worker_lost",
+    }
+
+
+# --- runs list and compare -------------------------------------------------------------------
+
+
+@require_GET
+@project_view(Role.VIEWER)
+def run_list(request, access: ProjectAccess):
+    runs = list(selectors.run_list(project=access.project))
+    curves = charts.reward_curves(runs, max_points=120)
+    rows = []
+    for run in runs:
+        train = curves[run.pk]["train"]
+        label = f"train reward of {run_title(run)}"
+        rows.append({"run": run, "title": run_title(run), "grader": grader_label(run),
+                     "sparkline": mark_safe(charts.sparkline_svg(train["x"], train["y"], label=label))})  # noqa: S308 - built from numbers and escape()
+    return render(request, "runs/list.html", {
+        "access": access, "project": access.project, "rows": rows, "tab": "runs",
+    })
+
+
+@require_GET
+@project_view(Role.VIEWER)
+def run_compare(request, access: ProjectAccess):
+    ids = list(dict.fromkeys(request.GET.getlist("run")))[:COMPARE_MAX]
+    runs = [selectors.run_get(project=access.project, pk=pk) for pk in ids]
+    if len(runs) < 2:
+        messages.error(request, "Select two or more runs to compare.")
+        return redirect("runs:list", slug=access.project.slug)
+    curves = charts.reward_curves(runs)
+    configs = [{"base_model": r.base_model, "dataset": f"{r.dataset.name} v{r.dataset.version}",
+                "grader": grader_label(r), "hyperparameters": r.hyperparameters, "config": r.config}
+               for r in runs]
+    chart = [{"name": run_title(r), "id": r.pk, **curves[r.pk]} for r in runs]
+    return render(request, "runs/compare.html", {
+        "access": access, "project": access.project, "runs": runs, "tab": "runs",
+        "titles": [run_title(r) for r in runs], "diff": charts.config_diff(configs), "chart": chart,
+        "only_diff": request.GET.get("only_diff") == "1",
+    })
+
+
+# --- the run page ------------------------------------------------------------------------------
+
+
+@require_GET
+@project_view(Role.VIEWER)
+def run_detail(request, access: ProjectAccess, pk: str):
+    run = selectors.run_get(project=access.project, pk=pk)
+    series, last = charts.run_series(run)
+    context = _live_context(access, run)
+    context.update({
+        "tab": "runs", "grader": grader_label(run),
+        "chart_data": {"series": series, "last_step": last, "status": run.status, "active": run.is_active,
+                       "metrics_url": reverse("runs:metrics", args=[access.project.slug, run.pk])},
+    })
+    return render(request, "runs/detail.html", context)
+
+
+@require_GET
+@project_view(Role.VIEWER)
+def run_live(request, access: ProjectAccess, pk: str):
+    """The part of the run page that changes: progress, buttons, events, checkpoints."""
+    run = selectors.run_get(project=access.project, pk=pk)
+    return render(request, "runs/_live_response.html", _live_context(access, run))
+
+
+@require_GET
+@project_view(Role.VIEWER)
+def run_metrics(request, access: ProjectAccess, pk: str):
+    """New chart points since `after` (all, downsampled, without it) plus the run's status.
+
+    `reset: true` tells the page to redraw from scratch: the run was resumed from an
+    earlier checkpoint and the steps it had drawn were trained again.
+    """
+    run = selectors.run_get(project=access.project, pk=pk)
+    try:
+        after = int(request.GET["after"]) if request.GET.get("after") not in (None, "") else None
+    except ValueError:
+        return JsonResponse({"error": "after must be a step number"}, status=400)
+    reset = after is not None and after > run.current_step and run.metrics.filter(step__gte=after).count() == 0
+    series, last = charts.run_series(run, after=None if reset else after)
+    return JsonResponse({
+        "status": run.status, "active": run.is_active, "reset": reset,
+        "last_step": last or (after if after is not None and not reset else 0),
+        "current_step": run.current_step, "total_steps": run.total_steps,
+        "progress_percent": run.progress_percent,
+        "estimated_finish": run.estimated_finish.isoformat() if run.estimated_finish else None,
+        "series": series,
+    })
+
+
+def _control(request, access: ProjectAccess, pk: str, action: str):
+    run = selectors.run_get(project=access.project, pk=pk)
+    service = {"cancel": services.run_cancel, "pause": services.run_pause, "resume": services.run_resume}[action]
+    try:
+        service(run=run)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, {"cancel": "Cancel requested.", "pause": "Pause requested.",
+                                   "resume": "Resumed; the run is queued again."}[action])
+    return redirect("runs:detail", slug=access.project.slug, pk=run.pk)
+
+
+@require_POST
+@project_view(Role.EDITOR)
+def run_cancel(request, access: ProjectAccess, pk: str):
+    return _control(request, access, pk, "cancel")
+
+
+@require_POST
+@project_view(Role.EDITOR)
+def run_pause(request, access: ProjectAccess, pk: str):
+    return _control(request, access, pk, "pause")
+
+
+@require_POST
+@project_view(Role.EDITOR)
+def run_resume(request, access: ProjectAccess, pk: str):
+    return _control(request, access, pk, "resume")
+
+
+@require_GET
+@project_view(Role.VIEWER)
+def checkpoint_download(request, access: ProjectAccess, pk: str, ckpt: str):
+    """The checkpoint folder as a zip (weights + configs + tokenizer; no optimizer state)."""
+    from trainer.checkpoints import checkpoint_export_zip
+
+    run = selectors.run_get(project=access.project, pk=pk)
+    checkpoint = get_object_or_404(RunCheckpoint, run=run, pk=ckpt)
+    folder = Path(checkpoint.path)
+    if not folder.is_dir():
+        raise Http404("This checkpoint's files are gone (pruned or deleted).")
+    tmp_dir = settings.STUDIO_DATA_DIR / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=tmp_dir, suffix=".zip", delete=False) as tmp:
+        zip_path = Path(tmp.name)
+    try:
+        checkpoint_export_zip(folder, zip_path)
+        handle = open(zip_path, "rb")  # noqa: SIM115 - FileResponse closes it
+    finally:
+        zip_path.unlink(missing_ok=True)  # the open handle keeps the data readable (POSIX)
+    name = f"{run_title(run)}-step-{checkpoint.step}.zip".replace('"', "")
+    return FileResponse(handle, as_attachment=True, filename=name, content_type="application/zip")
+
+
+# --- samples ---------------------------------------------------------------------------------
+
+
+def _sample_cards(samples, access) -> list[dict]:
+    return [{"s": s, "flags": review.error_flags(s.errors), "feedback": list(s.feedback.all()),
+             "can_edit": access.can_edit} for s in samples]
+
+
+@require_GET
+@project_view(Role.VIEWER)
+def sample_list(request, access: ProjectAccess, pk: str):
+    run = selectors.run_get(project=access.project, pk=pk)
+    criteria = review.sample_criteria(run)
+    filters = review.SampleFilters.from_query(request.GET, criteria)
+    qs = filters.apply(run.samples.all()).prefetch_related("feedback")
+    page = Paginator(qs, SAMPLES_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "access": access, "project": access.project, "run": run, "title": run_title(run), "tab": "runs",
+        "page": page, "cards": _sample_cards(page.object_list, access), "filters": filters,
+        "criteria": criteria, "sorts": review.SORT_LABELS, "stats": review.sample_stats(run),
+        "query": query.urlencode(),
+    }
+    if request.htmx and request.htmx.target == "sample-results":
+        return render(request, "runs/_sample_results.html", context)
+    return render(request, "runs/samples.html", context)
+
+
+@require_GET
+@project_view(Role.VIEWER)
+def sample_task(request, access: ProjectAccess, pk: str, task_key: str):
+    """Compare early vs late: one task's outputs at its first and its last sampled step."""
+    run = selectors.run_get(project=access.project, pk=pk)
+    early, late = review.task_early_late(run, task_key)
+    return render(request, "runs/sample_task.html", {
+        "access": access, "project": access.project, "run": run, "title": run_title(run), "tab": "runs",
+        "early": _sample_cards(early, access), "late": _sample_cards(late, access),
+        "prompt": early[0].prompt, "item": early[0].item,
+    })
+
+
+@require_http_methods(["GET", "POST"])
+@project_view(Role.EDITOR)
+def sample_feedback(request, access: ProjectAccess, pk: str, sample_pk: int):
+    """“Grader was wrong”: GET gives the small form, POST records the disagreement."""
+    run = selectors.run_get(project=access.project, pk=pk)
+    sample = review.sample_get(run, sample_pk)
+    context = {"access": access, "project": access.project, "run": run, "title": run_title(run),
+               "sample": sample, "criteria": sorted((sample.sub_rewards or {}).keys()), "error": None}
+    if request.method == "POST":
+        try:
+            services.sample_feedback_create(sample=sample, user=request.user,
+                                            criterion=request.POST.get("criterion", ""),
+                                            comment=request.POST.get("comment", ""))
+        except ValidationError as exc:
+            context["error"] = " ".join(exc.messages)
+            template = "runs/_feedback_form.html" if request.htmx else "runs/feedback.html"
+            return render(request, template, context, status=200 if request.htmx else 400)
+        if request.htmx:
+            context["feedback"] = list(sample.feedback.all())
+            return render(request, "runs/_feedback_done.html", context)
+        messages.success(request, "Thanks: the disagreement is counted on the run page.")
+        return redirect("runs:samples", slug=access.project.slug, pk=run.pk)
+    template = "runs/_feedback_form.html" if request.htmx else "runs/feedback.html"
+    return render(request, template, context)
+
