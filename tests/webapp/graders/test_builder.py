@@ -165,8 +165,7 @@ def test_editing_a_locked_grader_saves_a_new_version(editor, dataset):
 
 
 def test_imported_multi_opens_in_the_builder_with_its_names(editor, dataset):
-    project, users = editor[0], None
-    client = editor[1]
+    project, client = editor
     spec = {"type": "multi", "name": "m", "calculate_output": "0.5 * acc + 0.5 * fmt", "graders": {
         "acc": {"type": "string_check", "name": "accuracy", "input": "{{sample.output_text}}",
                 "reference": "{{item.reference_answer}}", "operation": "eq"},

@@ -1,0 +1,142 @@
+"""Grader pages beyond the builder: try-it, the check against references, JSON import/view."""
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from webapp.graders import services
+from webapp.graders.models import CheckStatus, Grader, GraderCheck
+from webapp.graders.services import grader_create
+
+pytestmark = pytest.mark.django_db
+
+RUBRIC = {"type": "multi", "name": "Sums", "calculate_output": "(3 * number_is_correct + 1 * short_answer) / 4",
+          "graders": {
+              "number_is_correct": {"type": "numeric_match", "name": "Number is correct",
+                                    "reference": "{{item.reference_answer}}"},
+              "short_answer": {"type": "length_bounds", "name": "Short answer", "unit": "characters", "max": 1},
+          }}
+
+
+@pytest.fixture
+def grader(dataset):
+    return grader_create(project=dataset.project, name="Sums", spec=RUBRIC, user=None, dataset=dataset)
+
+
+@pytest.fixture
+def viewer(project_with_roles, client_for):
+    return client_for(project_with_roles[1]["viewer"])
+
+
+@pytest.fixture
+def editor(project_with_roles, client_for):
+    return client_for(project_with_roles[1]["editor"])
+
+
+def test_try_it_shows_total_and_each_criterion(grader, dataset, viewer):
+    url = reverse("graders:try", args=[dataset.project.slug, grader.pk])
+    task = dataset.tasks.get(data__id="t3")  # "What is 3 + 3?" -> "6"
+    body = viewer.post(url, {"sample": "It is 6", "task": task.pk}, headers={"HX-Request": "true"}).content.decode()
+    assert 'id="try-total">0.750<' in body  # right number (3/4), too long (0/4)
+    assert 'data-criterion="number_is_correct"' in body and "Number is correct" in body
+    rows = body.split('id="try-criteria"')[1]
+    assert rows.count('class="score">1.000<') == 1 and rows.count('class="score">0.000<') == 1
+
+    body = viewer.post(url, {"sample": "7", "item_json": '{"reference_answer": "7"}'},
+                       headers={"HX-Request": "true"}).content.decode()
+    assert 'id="try-total">1.000<' in body
+    body = viewer.post(url, {"sample": "7", "item_json": "[1]"}, headers={"HX-Request": "true"}).content.decode()
+    assert "must be a JSON object" in body
+
+
+def test_try_it_reports_a_criterion_error_escaped(dataset, viewer):
+    spec = {"type": "multi", "calculate_output": "a", "graders": {
+        "a": {"type": "string_check", "name": "<b>A</b>", "input": "{{sample.output_text}}",
+              "reference": "{{item.missing}}", "operation": "eq"}}}
+    grader = grader_create(project=dataset.project, name="G", spec=spec, user=None, dataset=dataset)
+    body = viewer.post(reverse("graders:try", args=[dataset.project.slug, grader.pk]),
+                       {"sample": "<script>x</script>"}, headers={"HX-Request": "true"}).content.decode()
+    assert "invalid_variable_error" in body and "item.missing" in body
+    assert "<script>x" not in body and "<b>A</b>" not in body
+
+
+def test_reference_check_lists_failing_tasks_and_criteria(grader, dataset, editor, viewer):
+    slug = dataset.project.slug
+    body = editor.post(reverse("graders:check", args=[slug, grader.pk]), headers={"HX-Request": "true"}).content.decode()
+    check = GraderCheck.objects.get()
+    assert check.status == CheckStatus.DONE and check.total == 10
+    # references "0".."8" are one character (full marks); "10".."18" are too long
+    assert check.full_marks == 5 and len(check.rewards) == 10 and sorted(set(check.rewards)) == [0.75, 1.0]
+    assert 'id="check-summary"><strong>5 of 10</strong>' in body
+    failing = body.split('id="check-failing"')[1]
+    assert failing.count("<tr>") == 1 + 5 and "Short answer</strong>: 0.000" in failing
+    assert "Number is correct</strong>" not in failing
+    assert '<script id="check-rewards" type="application/json">[1.0, 1.0' in body  # json_script, for plotly
+    page = viewer.get(reverse("graders:detail", args=[slug, grader.pk])).content.decode()
+    assert "vendor/plotly.min.js" in page and 'id="check-histogram"' in page
+
+
+def test_slow_graders_are_checked_by_a_worker(dataset, editor, viewer, monkeypatch, django_capture_on_commit_callbacks):
+    from webapp.graders import tasks
+
+    spec = {"type": "python", "name": "py", "source": "def grade(sample, item):\n    return 1.0\n"}
+    grader = grader_create(project=dataset.project, name="Py", spec=spec, user=None, dataset=dataset)
+    queued = []
+    monkeypatch.setattr(tasks.grader_check_task, "delay", queued.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        body = editor.post(reverse("graders:check", args=[dataset.project.slug, grader.pk]),
+                           headers={"HX-Request": "true"}).content.decode()
+    check = GraderCheck.objects.get()
+    assert queued == [check.pk] and check.status == CheckStatus.QUEUED
+    assert "Waiting for a worker" in body and 'hx-trigger="every 1s"' in body  # the page polls
+    monkeypatch.setattr(services, "grade_batch", lambda spec, samples, items: [
+        __import__("trainer.grading", fromlist=["GradeResult"]).GradeResult(1.0) for _ in samples])
+    tasks.grader_check_task(check.pk)  # what the worker runs
+    status = viewer.get(reverse("graders:check_status", args=[dataset.project.slug, grader.pk, check.pk]),
+                        headers={"HX-Request": "true"}).content.decode()
+    assert "<strong>10 of 10</strong>" in status and "every 1s" not in status
+
+
+def test_reference_sample_parses_json():
+    assert services.reference_sample('{"total": 3}') == {"output_text": '{"total": 3}', "output_json": {"total": 3}}
+    assert services.reference_sample("plain") == {"output_text": "plain"}
+    assert services.reference_sample({"a": 1}) == {"output_text": '{"a": 1}', "output_json": {"a": 1}}
+    assert not services.grader_needs_worker(RUBRIC)
+    assert services.grader_needs_worker({"type": "multi", "graders": {"x": {"type": "text_similarity",
+                                                                          "evaluation_metric": "cosine"}}})
+
+
+def test_import_validates_and_names_the_field(project_with_roles, editor):
+    project = project_with_roles[0]
+    url = reverse("graders:import", args=[project.slug])
+    bad = {"type": "multi", "calculate_output": "acc", "graders": {"acc": {
+        "type": "string_check", "input": "{{sample.output_text}}", "reference": "x", "operation": "equals"}}}
+    body = editor.post(url, {"grader_json": json.dumps(bad)}).content.decode()
+    assert "at graders.acc.operation: must be one of eq, ne, like, ilike" in body
+    assert "not valid JSON" in editor.post(url, {"grader_json": "{nope"}).content.decode()
+    assert not Grader.objects.exists()
+
+    good = {**bad, "name": "Exact"}
+    good["graders"]["acc"]["operation"] = "eq"
+    response = editor.post(url, {"grader_json": json.dumps(good)})
+    grader = Grader.objects.get()
+    assert response.status_code == 302 and grader.name == "Exact" and grader.spec == good and grader.rubric is None
+    page = editor.get(response.url).content.decode()
+    assert 'data-copy-target="grader-json"' in page and "&quot;operation&quot;: &quot;eq&quot;" in page
+    assert "Edit in the rubric builder" in page  # a flat multi opens as rows
+
+
+def test_edit_json_of_locked_grader_makes_new_version(grader, dataset, editor):
+    services.grader_lock(grader=grader, reason="run ftjob-1")
+    url = reverse("graders:edit_json", args=[dataset.project.slug, grader.pk])
+    assert "saving creates a new version" in editor.get(url).content.decode()
+    spec = {**RUBRIC, "calculate_output": "number_is_correct"}
+    response = editor.post(url, {"name": "Sums", "grader_json": json.dumps(spec), "dataset": dataset.pk})
+    new = Grader.objects.exclude(pk=grader.pk).get()
+    assert new.version == 2 and new.spec["calculate_output"] == "number_is_correct"
+    assert response.url.endswith(f"/graders/{new.pk}/")
+    grader.refresh_from_db()
+    assert grader.spec == RUBRIC
+    body = editor.post(reverse("graders:delete", args=[dataset.project.slug, grader.pk]), follow=True).content.decode()
+    assert "cannot be deleted" in body and Grader.objects.filter(pk=grader.pk).exists()
