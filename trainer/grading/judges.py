@@ -309,12 +309,12 @@ class JudgeRegistry:
     def register(self, config: JudgeConfig) -> None:
         with self._lock:
             self._configs[config.name] = config
-            self._judges.pop(config.name, None)
+            _close(self._judges.pop(config.name, None))
 
     def unregister(self, name: str) -> None:
         with self._lock:
             self._configs.pop(name, None)
-            self._judges.pop(name, None)
+            _close(self._judges.pop(name, None))
 
     def names(self) -> list[str]:
         with self._lock:
@@ -331,6 +331,12 @@ class JudgeRegistry:
                 )
                 self._judges[model] = judge
         return judge if judge is not None else local_judge(model)
+
+
+def _close(judge: Judge | None) -> None:
+    """Close a replaced endpoint judge's connections (local models stay shared)."""
+    if isinstance(judge, EndpointJudge):
+        judge.client.close()
 
 
 default_judges = JudgeRegistry()

@@ -121,7 +121,9 @@ class SandboxPool:
         *,
         python: str | None = None,
     ):
-        self.size = max(1, size or os.cpu_count() or 2)
+        # One worker per core, capped: each may use `memory_mb`, and grading is rarely the
+        # only thing a server does.
+        self.size = max(1, size or min(os.cpu_count() or 2, 8))
         self.limits = limits or SandboxLimits()
         self.python = python or sys.executable
         self._workers: list[_Worker] = []
