@@ -8,6 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from tests.helpers import jsonl, rft_row
+from tests.webapp.runs.factories import make_run
 from webapp.datasets.services import file_create
 from webapp.graders.models import GraderCheck
 from webapp.graders.services import grader_create
@@ -50,6 +51,25 @@ GRADER_URLS = {
     "graders:check_status": ("get", "viewer", lambda o: {"pk": o["grader"], "check_pk": o["check"]}, None),
 }
 
+def run_kw(**extra):
+    return lambda o: {"pk": o["run"], **{k: o[v] for k, v in extra.items()}}
+
+
+RUN_URLS = {  # the run pages (the launch form's entries are with the launch tests' owner)
+    "runs:list": ("get", "viewer", lambda o: {}, None),
+    "runs:compare": ("get", "viewer", lambda o: {}, None),
+    "runs:detail": ("get", "viewer", run_kw(), None),
+    "runs:live": ("get", "viewer", run_kw(), None),
+    "runs:metrics": ("get", "viewer", run_kw(), None),
+    "runs:cancel": ("post", "editor", run_kw(), dict),
+    "runs:pause": ("post", "editor", run_kw(), dict),
+    "runs:resume": ("post", "editor", run_kw(), dict),
+    "runs:checkpoint_download": ("get", "viewer", run_kw(ckpt="checkpoint"), None),
+    "runs:samples": ("get", "viewer", run_kw(), None),
+    "runs:sample_task": ("get", "viewer", run_kw(task_key="task_key"), None),
+    "runs:sample_feedback": ("post", "editor", run_kw(sample_pk="sample"), lambda: {"comment": "wrong"}),
+}
+
 # url name -> (method, minimum role, kwargs(objs) -> dict, post data factory)
 PROJECT_URLS = {
     "projects:detail": ("get", "viewer", lambda o: {}, None),
@@ -70,6 +90,7 @@ PROJECT_URLS = {
     "datasets:task_edit": ("post", "editor", lambda o: {"pk": o["dataset"], "task_pk": o["task"]}, task_form),
     "datasets:task_delete": ("post", "editor", lambda o: {"pk": o["dataset"], "task_pk": o["task"]}, dict),
     **GRADER_URLS,
+    **RUN_URLS,
 }
 API_URLS = {  # name -> [(method, minimum role)]
     "api_files": [("get", "viewer"), ("post", "editor")],
@@ -129,8 +150,11 @@ def make_objects(project, users, make_user):
     file = file_create(project=project, user=users["owner"], filename="f.jsonl", data=data)
     grader = grader_create(project=project, name="G", spec=GRADER_SPEC, user=users["owner"], dataset=dataset)
     check = GraderCheck.objects.create(grader=grader, dataset=dataset, status="done")
+    run = make_run(project, dataset, users["owner"], steps=2)
+    sample = run.samples.first()
     return {"dataset": dataset.pk, "task": dataset.tasks.first().pk, "membership": membership.pk, "file": file.id,
-            "grader": grader.pk, "check": check.pk}
+            "grader": grader.pk, "check": check.pk, "run": run.pk, "sample": sample.pk,
+            "task_key": sample.task_key, "checkpoint": run.checkpoints.get().pk}
 
 
 @pytest.fixture
@@ -165,7 +189,11 @@ def test_project_urls(name, who, world, client_for):
         assert response.status_code not in (403, 404, 405), response.status_code
 
 
-@pytest.mark.parametrize("name", sorted(n for n, (_, _, kw, _) in PROJECT_URLS.items() if kw({"dataset": 1, "task": 1, "membership": 1, "grader": 1, "check": 1})))
+ALL_OBJECT_KEYS = dict.fromkeys(["dataset", "task", "membership", "grader", "check", "run", "sample",
+                                 "checkpoint", "task_key"], 1)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (_, _, kw, _) in PROJECT_URLS.items() if kw(ALL_OBJECT_KEYS)))
 def test_other_projects_objects_are_404_even_for_owners(name, world, client_for):
     """An owner of project A asking for project B's objects under A's slug gets 404."""
     project, users, _, _, other_objs = world
