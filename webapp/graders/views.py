@@ -286,7 +286,8 @@ def grader_try(request, access: ProjectAccess, pk: str):
         names = {r["key"]: r["name"] for r in _criteria_rows(grader)}
         subs = result.sub_results or {result.name: result}
         rows = [{"key": key, "name": names.get(key, sub.name or key), "reward": sub.reward,
-                 "error": sub.error_message or "", "flags": [f for f, v in sub.errors.items() if v is True]}
+                 "error": sub.error_message or "", "flags": [f for f, v in sub.errors.items() if v is True],
+                 "details": ", ".join(f"{k}: {v}" for k, v in sub.scores.items() if isinstance(v, str | int | float))[:300]}
                 for key, sub in subs.items()]
     template = "graders/_try_result.html" if request.htmx else "graders/try_page.html"
     return render(request, template, {
