@@ -10,9 +10,9 @@
 
   function layout(extra) {
     return Object.assign({
-      height: 260, margin: { l: 48, r: 12, t: 8, b: 36 }, showlegend: true,
-      legend: { orientation: "h", y: -0.2, font: { size: 11 } },
-      xaxis: { title: { text: "step" }, zeroline: false }, yaxis: { zeroline: false },
+      height: 260, margin: { l: 48, r: 12, t: 28, b: 30 }, showlegend: true,
+      legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 11 } },
+      xaxis: { zeroline: false, hoverformat: ".0f" }, yaxis: { zeroline: false }, hovermode: "x unified",
       font: { family: "system-ui, sans-serif", size: 12 }, paper_bgcolor: "#fff", plot_bgcolor: "#fff",
     }, extra || {});
   }

@@ -18,6 +18,21 @@ from .models import Run, RunMetric
 MAX_POINTS = 1000
 BAND_KEYS = (("train/reward_mean", "train/reward_std", "train/reward"),
              ("valid/reward_mean", "valid/reward_std", "valid/reward"))
+# What the run page draws (static/js/runs.js); other keys stay in the database and the API.
+CHART_KEYS = frozenset({
+    "train/reward_mean", "valid/reward_mean", "train/kl", "train/entropy", "train/completion_tokens_mean",
+    "train/completion_tokens_max", "time/sampling", "time/grading", "time/training",
+})
+CHART_PREFIXES = ("train/grader/",)
+
+
+def is_chart_key(key: str) -> bool:
+    return key in CHART_KEYS or key.startswith(CHART_PREFIXES)
+
+
+def _short(value: float) -> float:
+    """6 significant digits: plenty for a chart, and a third of the JSON of a full float."""
+    return float(f"{value:.6g}")
 
 
 def _number(value) -> float | None:
@@ -26,10 +41,9 @@ def _number(value) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def series_from_rows(rows: Iterable[tuple[int, dict]]) -> dict[str, dict[str, list]]:
-    """{key: {"x": steps, "y": values}} for every numeric key; nulls are left out, not zeroed.
-
-    Adds `<split>/reward_lo` / `_hi` (mean ± std) for the shaded band.
+def series_from_rows(rows: Iterable[tuple[int, dict]], wanted=None) -> dict[str, dict[str, list]]:
+    """{key: {"x": steps, "y": values}} for every numeric key (or those `wanted(key)` accepts);
+    nulls are left out, not zeroed. Adds `<split>/reward_lo` / `_hi` (mean ± std), the band.
     """
     out: dict[str, dict[str, list]] = {}
 
@@ -42,6 +56,8 @@ def series_from_rows(rows: Iterable[tuple[int, dict]]) -> dict[str, dict[str, li
 
     for step, data in rows:
         for key, raw in (data or {}).items():
+            if wanted is not None and not wanted(key):
+                continue
             value = _number(raw)
             if value is not None and "/" in key:
                 put(key, step, value)
@@ -67,22 +83,24 @@ def downsample(xs: Sequence[float], ys: Sequence[float], max_points: int = MAX_P
     return out_x, out_y
 
 
-def run_series(run: Run, *, after: int | None = None, keys: Sequence[str] | None = None,
+def run_series(run: Run, *, after: int | None = None, wanted=is_chart_key,
                max_points: int = MAX_POINTS) -> tuple[dict[str, dict[str, list]], int]:
-    """(series, last step) for steps after `after` (all when None), downsampled for display."""
+    """(series, last step) for steps after `after` (all when None), downsampled for display.
+
+    Only the keys `wanted(key)` accepts (by default what the run page draws); None: all.
+    """
     qs = RunMetric.objects.filter(run=run).order_by("step")
     if after is not None:
         qs = qs.filter(step__gt=after)
     last = 0
     rows = []
     for step, data in qs.values_list("step", "data").iterator(chunk_size=2000):
-        if keys is not None:
-            data = {k: data.get(k) for k in keys if k in data}
         rows.append((step, data))
         last = step
-    series = series_from_rows(rows)
+    series = series_from_rows(rows, wanted)
     for s in series.values():
-        s["x"], s["y"] = downsample(s["x"], s["y"], max_points)
+        xs, ys = downsample(s["x"], s["y"], max_points)
+        s["x"], s["y"] = xs, [_short(y) for y in ys]
     return series, last
 
 

@@ -21,3 +21,14 @@ def reward_class(value) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "none"
     return "high" if value >= 0.8 else "low" if value < 0.4 else "mid"
+
+
+@register.filter
+def last_user_text(messages) -> str:
+    """The last user message of a prompt, as plain text, for a one-line preview."""
+    from webapp.datasets.templatetags.tasks import message_text
+
+    for m in reversed(messages or []):
+        if isinstance(m, dict) and m.get("role") == "user":
+            return message_text(m)
+    return ""
