@@ -132,3 +132,16 @@ def test_grader_was_wrong_feedback_is_counted_on_the_run_page(run, project_with_
     viewer_page = client_for(users["viewer"]).get(samples_url(run)).content.decode()
     assert "Grader was wrong</a>" not in viewer_page  # editors mark; viewers read
     assert client_for(users["viewer"]).post(url, {"comment": "x"}).status_code == 403
+
+
+def test_another_runs_sample_or_checkpoint_is_404_under_this_run(run, project_with_roles, dataset, client_for):
+    project, users = project_with_roles
+    other = make_run(project, dataset, users["owner"], steps=2)
+    editor = client_for(users["editor"])
+    url = reverse("runs:sample_feedback", kwargs={"slug": project.slug, "pk": run.pk,
+                                                  "sample_pk": other.samples.first().pk})
+    assert editor.post(url, {"comment": "x"}).status_code == 404
+    ckpt = reverse("runs:checkpoint_download", kwargs={"slug": project.slug, "pk": run.pk,
+                                                       "ckpt": other.checkpoints.get().pk})
+    assert editor.get(ckpt).status_code == 404
+    assert not SampleFeedback.objects.exists()
