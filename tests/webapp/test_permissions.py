@@ -150,7 +150,9 @@ def make_objects(project, users, make_user):
     file = file_create(project=project, user=users["owner"], filename="f.jsonl", data=data)
     grader = grader_create(project=project, name="G", spec=GRADER_SPEC, user=users["owner"], dataset=dataset)
     check = GraderCheck.objects.create(grader=grader, dataset=dataset, status="done")
-    run = make_run(project, dataset, users["owner"], steps=2)
+    run_data = dataset_import_jsonl(project=project, name="For the run", user=users["owner"],
+                                    train=Upload("r.jsonl", len(data), lambda: data))
+    run = make_run(project, run_data, users["owner"], steps=2)  # locks its dataset, not `dataset`
     sample = run.samples.first()
     return {"dataset": dataset.pk, "task": dataset.tasks.first().pk, "membership": membership.pk, "file": file.id,
             "grader": grader.pk, "check": check.pk, "run": run.pk, "sample": sample.pk,

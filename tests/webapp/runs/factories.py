@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from webapp.datasets.services import dataset_lock
 from webapp.runs.hooks import task_key
 from webapp.runs.models import Run, RunCheckpoint, RunEvent, RunMetric, RunSample, RunStatus
 
@@ -122,6 +123,7 @@ def make_run(project, dataset, user, *, steps: int = 10, total_steps: int | None
         finished_at=now if finished else None,
         **fields,
     )
+    dataset_lock(dataset=dataset, reason=f"used by run {run.pk}")  # as run_create does
     RunEvent.objects.create(run=run, message=f"Validated {dataset.tasks.count()} tasks.")
     if steps:
         add_steps(run, 1, steps, samples_per_step=samples_per_step, eval_interval=eval_interval)
