@@ -120,6 +120,10 @@ class TrainConfig:
     """`auto` (CUDA when present, else CPU), `cpu`, `cuda`, `mps`."""
     dtype: str = "auto"
     """`auto` (bfloat16 on CUDA, float32 elsewhere), `float32`, `bfloat16`, `float16`."""
+    num_threads: int = 0
+    """CPU threads for torch (0 = torch's default, one per core). On a CPU shared with other
+    busy processes, 1 can be many times faster: OpenMP threads wait on each other whenever one
+    of them is descheduled (measured 25x slower small matmuls with 2 threads on 2 busy cores)."""
     gradient_checkpointing: bool = False
     """Recompute activations in backward to save memory (disables the shared-prompt training pass)."""
     logprob_chunk_tokens: int = 1024
@@ -165,7 +169,7 @@ class TrainConfig:
         need(isinstance(self.group_size, int) and self.group_size >= 2,
              f"group_size must be at least 2 (got {self.group_size!r}): advantages compare "
              "completions of the same prompt, a group of one has nothing to compare with")
-        for name in ("micro_batch_size", "warmup_steps", "samples_per_step", "keep_checkpoints"):
+        for name in ("micro_batch_size", "num_threads", "warmup_steps", "samples_per_step", "keep_checkpoints"):
             value = getattr(self, name)
             need(isinstance(value, int) and value >= 0, f"{name} must be an integer >= 0 (got {value!r})")
         if self.micro_batch_size and isinstance(self.batch_size, int):

@@ -107,6 +107,8 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
     total_steps = config.total_steps(n_train)
 
     # --- setup: model, optimizer, schedule -----------------------------------------------------
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
     hooks.on_event("info", f"Loading base model {config.base_model}", {"device": str(device)})

@@ -114,6 +114,7 @@ def completion_logprobs(
     temperature: float,
     chunk_tokens: int = 512,
     share_prompt: bool = True,
+    share_chunk_rows: int = 8,
     with_entropy: bool = True,
 ):
     """Per-token log-probs (and entropies) of the completions under `model`.
@@ -141,12 +142,26 @@ def completion_logprobs(
         out = trunk(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=prompt_pos,
                     past_key_values=cache, use_cache=True)
         last = out.last_hidden_state[:, -1]  # (b, H): left padding puts every prompt's end here
-        cache.batch_repeat_interleave(group)
-        attn = torch.cat([prompt_mask.repeat_interleave(group, 0), torch.ones_like(completion_mask)], 1)
-        h_comp = trunk(input_ids=completion_ids, attention_mask=attn, position_ids=comp_pos,
-                       past_key_values=cache, use_cache=True).last_hidden_state  # (s, T, H)
-        # position t of the completion is predicted by the hidden state one before it
-        hidden = torch.cat([last.repeat_interleave(group, 0)[:, None], h_comp[:, :-1]], 1)  # (s, T, H)
+        prompt_kv = [(layer.keys, layer.values) for layer in cache.layers]  # (b, heads, P, d) each
+        # Completions run in chunks of similar length (longest first), each only as wide as
+        # its longest member: right padding would otherwise be forwarded and backpropagated.
+        lengths = completion_mask.sum(-1)  # (s,)
+        order = torch.argsort(lengths, descending=True, stable=True)
+        hidden = last.new_zeros(s, T, last.shape[-1])  # (s, T, H)
+        for rows in order.split(share_chunk_rows):
+            src = rows // group  # (c,) the prompt of each row
+            width = max(int(lengths[rows].max()), 1)
+            chunk_cache = DynamicCache(config=trunk.config)
+            for i, (k, v) in enumerate(prompt_kv):
+                chunk_cache.update(k[src], v[src], i)
+            attn = torch.cat([prompt_mask[src], torch.ones(len(rows), width, dtype=prompt_mask.dtype,
+                                                            device=prompt_mask.device)], 1)
+            h = trunk(input_ids=completion_ids[rows, :width], attention_mask=attn,
+                      position_ids=comp_pos[rows, :width], past_key_values=chunk_cache,
+                      use_cache=True).last_hidden_state  # (c, width, H)
+            # position t of the completion is predicted by the hidden state one before it
+            pred = torch.cat([last[src][:, None], h[:, :width - 1]], 1)  # (c, width, H)
+            hidden = hidden.index_put((rows,), F.pad(pred, (0, 0, 0, T - width)))
     else:
         P = prompt_ids.shape[1]
         ids = torch.cat([prompt_ids.repeat_interleave(group, 0), completion_ids], 1)  # (s, P+T)

@@ -78,8 +78,11 @@ def sample_next(logits: torch.Tensor, *, temperature: float, top_p: float,
         drop = cum - torch.softmax(sorted_logits, -1) > top_p  # keep the token that crosses top_p
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-    probs = torch.softmax(logits, -1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    # Inverse-CDF sampling: one uniform per row. torch.multinomial draws an exponential per
+    # vocabulary entry, which was 10% of decode time for a 49k vocabulary on CPU.
+    cdf = torch.softmax(logits, -1).cumsum(-1)  # (n, V)
+    u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp(max=cdf.shape[-1] - 1)
 
 
 @torch.no_grad()
