@@ -173,3 +173,28 @@ def test_imported_multi_opens_in_the_builder_with_its_names(editor, dataset):
     grader = grader_create(project=project, name="Imported", spec=spec, user=None, dataset=dataset)
     page = client.get(reverse("graders:edit", args=[project.slug, grader.pk])).content.decode()
     assert 'value="0.5 * acc + 0.5 * fmt"' in page and "<code>acc</code>" in page
+
+
+def test_choosing_another_dataset_refreshes_the_chips(editor, dataset):
+    from webapp.datasets.services import dataset_create_from_rows
+
+    project, client = editor
+    other = dataset_create_from_rows(project=project, name="Tax", user=None, source="t",
+                                     train_rows=[{"messages": [{"role": "user", "content": "q"}], "rate": "19%"}],
+                                     valid_rows=[])
+    data = rubric_post(other, NUMBER, action="refresh")
+    body = client.post(reverse("graders:new", args=[project.slug]), data, headers={"HX-Request": "true"}).content.decode()
+    assert body.startswith('<div id="builder">') and "{{item.rate}}" in body and "{{item.id}}" not in body
+    assert 'value="Number is correct"' in body and not Grader.objects.exists()
+
+
+def test_nested_multi_is_edited_as_json_and_admin_lists_graders(editor, dataset, make_user, client_for):
+    project, client = editor
+    inner = {"type": "multi", "calculate_output": "a", "graders": {"a": {"type": "keywords", "keywords": ["x"]}}}
+    grader = grader_create(project=project, name="Nested", spec={"type": "multi", "calculate_output": "n",
+                                                                 "graders": {"n": inner}}, user=None)
+    response = client.get(reverse("graders:edit", args=[project.slug, grader.pk]))
+    assert response.url == reverse("graders:edit_json", args=[project.slug, grader.pk])
+    admin = client_for(make_user("root", is_staff=True, is_superuser=True))
+    assert "Nested" in admin.get("/admin/graders/grader/").content.decode()
+    assert admin.get(f"/admin/graders/grader/{grader.pk}/change/").status_code == 200
