@@ -6,6 +6,7 @@ WAL mode and a Celery broker on the local filesystem.
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -111,8 +112,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",  # writers queue up instead of failing mid-transaction
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
     }
-    # A file, not memory, so that a worker process started by a test sees the same rows.
-    DATABASES["default"]["TEST"] = {"NAME": str(STUDIO_DATA_DIR / "test-db.sqlite3")}
+    # A file, not memory, so that a worker process started by a test sees the same rows;
+    # one per test process, so concurrent test runs never share (and destroy) it.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"rft-studio-test-{os.getpid()}.sqlite3")
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -59,6 +59,7 @@ class DbHooks(Hooks):
         self._events: list[RunEvent] = []
         self._progress: dict[str, Any] = {}
         self._last_flush = time.monotonic()
+        self._flush_next_step = False
         self._step_times: list[float] = []
 
     # --- trainer callbacks ------------------------------------------------------------------
@@ -82,7 +83,8 @@ class DbHooks(Hooks):
         if remaining is not None:
             progress["estimated_finish"] = timezone.now() + timedelta(seconds=remaining)
         self._progress.update(progress)
-        self._maybe_flush()
+        self._maybe_flush(force=self._flush_next_step)
+        self._flush_next_step = False
 
     def on_event(self, level: str, message: str, data: dict[str, Any] | None = None) -> None:
         self._events.append(RunEvent(run_id=self.run_id, level=level, type="message", message=message[:10000],
@@ -94,6 +96,11 @@ class DbHooks(Hooks):
         valid = metrics.get("valid/reward_mean")
         with transaction.atomic():
             self._flush_rows()
+            # The trainer reports a step's checkpoint just before the step itself: store the
+            # step's metrics now, so a resume from this checkpoint never leaves a hole.
+            RunMetric.objects.bulk_create([RunMetric(run_id=self.run_id, step=step, data=metrics)],
+                                          ignore_conflicts=True)
+            self._flush_next_step = True
             RunCheckpoint.objects.create(run_id=self.run_id, step=step, path=str(path), metrics=metrics,
                                          valid_reward=valid, size_bytes=folder_size(path))
             # The trainer keeps only the best few plus the latest: forget pruned folders.

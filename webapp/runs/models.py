@@ -191,3 +191,24 @@ class SampleFeedback(models.Model):
 
     def __str__(self) -> str:
         return f"feedback on {self.sample_id}"
+
+
+class RunPreflight(models.Model):
+    """Checks that would make a run pointless, computed by a worker before launch."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="preflights")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    grader_spec = models.JSONField()
+    config = models.JSONField()
+    status = models.CharField(max_length=10, default="pending")  # pending | running | done | failed
+    progress = models.CharField(max_length=200, blank=True)
+    results = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"preflight {self.pk} ({self.status})"

@@ -28,7 +28,16 @@ from webapp.graders.models import Grader
 from webapp.graders.services import grader_lock
 from webapp.projects.models import Project
 
-from .models import FINISHED_STATUSES, LocalBaseModel, Run, RunCheckpoint, RunEvent, RunSample, RunStatus, SampleFeedback
+from .models import (
+    FINISHED_STATUSES,
+    LocalBaseModel,
+    Run,
+    RunCheckpoint,
+    RunEvent,
+    RunSample,
+    RunStatus,
+    SampleFeedback,
+)
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +181,10 @@ def run_execute(*, run_id: str) -> None:
     from .hooks import DbHooks, Heartbeat
 
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=run_id)
+        run = Run.objects.select_for_update().filter(pk=run_id).first()
+        if run is None:
+            log.warning("run %s no longer exists: nothing to do", run_id)
+            return
         if run.status != RunStatus.QUEUED:
             log.info("run %s is %s, not queued: nothing to do", run_id, run.status)
             return

@@ -9,3 +9,10 @@ from .services import run_execute
 @shared_task(acks_late=False, ignore_result=True)
 def run_train_task(run_id: str) -> None:
     run_execute(run_id=run_id)
+
+
+@shared_task(ignore_result=True)
+def preflight_task(preflight_id: int) -> None:
+    from .preflight import preflight_execute
+
+    preflight_execute(preflight_id=preflight_id)

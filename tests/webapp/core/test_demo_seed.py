@@ -16,3 +16,18 @@ def test_seed_demo_is_idempotent_and_has_60_train_20_valid(db, monkeypatch, caps
     answers = {t.data["reference_answer"] for t in dataset.tasks.all()}
     assert answers == {"billing", "shipping", "technical", "account"}
     assert project.memberships.get().user.username == "admin"
+
+
+def test_demo_grader_gives_reference_answers_full_marks(db, monkeypatch):
+    from trainer.grading import run_grader
+    from webapp.graders.models import Grader
+
+    monkeypatch.setenv("STUDIO_ADMIN_PASSWORD", "pw-demo-12345")
+    call_command("ensure_admin")
+    call_command("seed_demo")
+    grader = Grader.objects.get(project__slug="demo")
+    for task in Dataset.objects.get(project__slug="demo").tasks.all():
+        result = run_grader(grader.spec, {"output_text": task.data["reference_answer"]}, task.data)
+        assert result.reward == 1.0, (task.data, result)
+    wrong = run_grader(grader.spec, {"output_text": "shipping"}, {"reference_answer": "billing"})
+    assert wrong.reward == 0.25 and wrong.sub_rewards == {"correct_category": 0.0, "one_word": 1.0}

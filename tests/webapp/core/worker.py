@@ -35,11 +35,12 @@ def reset_producer_pool() -> None:
 
 
 @contextlib.contextmanager
-def running_worker(data_dir: Path, *, queues: str = "default,training", timeout: float = 60):
+def running_worker(data_dir: Path, *, queues: str = "default,training", timeout: float = 60,
+                   env: dict | None = None):
     """A `celery worker` subprocess sharing our database; this process's producer is pointed
     at the same broker (a private folder for the filesystem broker, else CELERY_BROKER_URL)."""
     env = {**os.environ, "STUDIO_DATA_DIR": str(data_dir), "DATABASE_URL": test_database_url(),
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", **(env or {})}
     saved = dict(celery_app.conf.broker_transport_options or {})
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         folders = {k: str(data_dir / "broker" / v) for k, v in

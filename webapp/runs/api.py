@@ -1,0 +1,279 @@
+"""OpenAI-compatible fine-tuning jobs: /v1/fine_tuning/jobs and friends.
+
+Our extensions: `method.reinforcement.grader` may be a saved grader id (`grader-…`) instead
+of an inline grader; `/metrics` and `/samples` give the per-step metrics and graded samples.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404
+from rest_framework.decorators import api_view
+from rest_framework.response import Response
+
+from webapp.core.api import ApiError, api_project_for_write, api_projects
+from webapp.datasets.models import File
+from webapp.graders.models import Grader
+from webapp.projects.access import project_access
+from webapp.projects.models import Role
+
+from . import services
+from .models import Run, RunEvent, RunSample
+from .services import LaunchError
+
+
+def _ts(dt) -> int | None:
+    return int(dt.timestamp()) if dt else None
+
+
+def job_object(run: Run) -> dict:
+    config = run.config or {}
+    hp = {
+        "n_epochs": config.get("n_epochs", "auto"),
+        "batch_size": config.get("batch_size", "auto"),
+        "learning_rate_multiplier": run.hyperparameters.get("learning_rate_multiplier", "auto"),
+        "compute_multiplier": run.hyperparameters.get("compute_multiplier", "auto"),
+        "eval_interval": config.get("eval_interval", "auto"),
+        "eval_samples": config.get("eval_samples") or "auto",
+        "reasoning_effort": run.hyperparameters.get("reasoning_effort", "auto"),
+    }
+    return {
+        "id": run.pk,
+        "object": "fine_tuning.job",
+        "model": run.base_model,
+        "created_at": _ts(run.created_at),
+        "finished_at": _ts(run.finished_at),
+        "estimated_finish": _ts(run.estimated_finish),
+        "status": run.status,
+        "fine_tuned_model": run.fine_tuned_model or None,
+        "organization_id": f"org-{run.project.slug}",
+        "result_files": [],
+        "seed": run.seed,
+        "trained_tokens": run.trained_tokens if run.trained_tokens else None,
+        "training_file": run.training_file or f"dataset-{run.dataset_id}",
+        "validation_file": run.validation_file or None,
+        "hyperparameters": {"n_epochs": hp["n_epochs"], "batch_size": hp["batch_size"],
+                            "learning_rate_multiplier": hp["learning_rate_multiplier"]},
+        "method": {"type": "reinforcement", "reinforcement": {
+            "grader": run.grader_spec, "hyperparameters": hp, "response_format": None}},
+        "metadata": run.metadata or None,
+        "error": run.error,
+        "integrations": [],
+        "user_provided_suffix": run.suffix or None,
+        # our extensions
+        "project": run.project.slug,
+        "step": run.current_step,
+        "total_steps": run.total_steps,
+        "best_valid_reward": run.best_valid_reward,
+        "grader_id": run.grader_id,
+    }
+
+
+def _get_run(request, job_id: str, *, min_role: str = Role.VIEWER) -> Run:
+    run = get_object_or_404(Run.objects.select_related("project"), pk=job_id, project__in=api_projects(request))
+    project_access(user=request.user, slug=run.project.slug, min_role=min_role)
+    if services.run_detect_lost(run=run):
+        run.refresh_from_db()
+    return run
+
+
+def _page(request, default_limit: int = 20) -> tuple[str | None, int]:
+    try:
+        limit = int(request.query_params.get("limit", default_limit))
+    except ValueError:
+        raise ApiError("limit must be an integer.", param="limit") from None
+    if not 1 <= limit <= 1000:
+        raise ApiError("limit must be between 1 and 1000.", param="limit")
+    return request.query_params.get("after"), limit
+
+
+@api_view(["GET", "POST"])
+def jobs(request):
+    if request.method == "POST":
+        return _job_create(request)
+    runs = Run.objects.filter(project__in=api_projects(request)).select_related("project")
+    services.runs_detect_lost()
+    after, limit = _page(request)
+    if after:
+        anchor = runs.filter(pk=after).first()
+        if anchor is None:
+            raise ApiError(f"No job {after!r} to list after.", param="after")
+        runs = runs.filter(created_at__lt=anchor.created_at) | runs.filter(created_at=anchor.created_at, id__lt=anchor.id)
+    for key, value in request.query_params.items():
+        if key.startswith("metadata[") and key.endswith("]"):
+            runs = runs.filter(**{f"metadata__{key[9:-1]}": value})
+    page = list(runs.order_by("-created_at", "-id")[: limit + 1])
+    return Response({"object": "list", "data": [job_object(r) for r in page[:limit]], "has_more": len(page) > limit})
+
+
+def _file_dataset(request, file_id, *, param: str, project):
+    if not file_id:
+        return None
+    if not isinstance(file_id, str):
+        raise ApiError(f"{param} must be a file id like 'file-…'.", param=param)
+    file = File.objects.filter(pk=file_id, project__in=api_projects(request)).select_related("dataset").first()
+    if file is None or file.dataset is None:
+        raise ApiError(f"No such file: {file_id!r}. Upload it with POST /v1/files (purpose fine-tune) first.",
+                       status_code=400, param=param, code="file_not_found")
+    if file.project_id != project.pk:
+        raise ApiError(f"{file_id} belongs to another project.", param=param)
+    return file.dataset
+
+
+def _job_create(request):
+    access = api_project_for_write(request)
+    body = request.data if isinstance(request.data, dict) else {}
+    method = body.get("method") or {}
+    if method.get("type") != "reinforcement":
+        raise ApiError("Only method.type 'reinforcement' is supported here.", param="method.type")
+    reinforcement = method.get("reinforcement") or {}
+    grader_value = reinforcement.get("grader")
+    grader = None
+    if isinstance(grader_value, str):  # our extension: a saved grader's id
+        grader = Grader.objects.filter(pk=grader_value, project=access.project).first()
+        if grader is None:
+            raise ApiError(f"No saved grader {grader_value!r} in this project.", param="method.reinforcement.grader")
+        grader_value = None
+    elif not isinstance(grader_value, dict):
+        raise ApiError("method.reinforcement.grader must be a grader object (or a saved grader id).",
+                       param="method.reinforcement.grader")
+    if not body.get("model"):
+        raise ApiError("model is required.", param="model")
+    hyperparameters = reinforcement.get("hyperparameters") or body.get("hyperparameters") or {}
+    if not isinstance(hyperparameters, dict):
+        raise ApiError("hyperparameters must be an object.", param="method.reinforcement.hyperparameters")
+    seed = body.get("seed")
+    if seed is not None and not isinstance(seed, int):
+        raise ApiError("seed must be an integer.", param="seed")
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict) or len(metadata) > 16:
+        raise ApiError("metadata must be an object of at most 16 keys.", param="metadata")
+    dataset = _file_dataset(request, body.get("training_file"), param="training_file", project=access.project)
+    if dataset is None:
+        raise ApiError("training_file is required.", param="training_file")
+    valid_dataset = _file_dataset(request, body.get("validation_file"), param="validation_file",
+                                  project=access.project)
+    try:
+        run = services.run_create(
+            project=access.project, user=request.user, dataset=dataset, valid_dataset=valid_dataset,
+            grader_spec=grader_value, grader=grader, base_model=str(body["model"]),
+            hyperparameters=hyperparameters, suffix=str(body.get("suffix") or ""), seed=seed, metadata=metadata,
+            training_file=body.get("training_file") or "", validation_file=body.get("validation_file") or "",
+        )
+    except LaunchError as exc:
+        raise ApiError(" ".join(exc.messages), param=exc.param) from None
+    return Response(job_object(run))
+
+
+@api_view(["GET"])
+def job_detail(request, job_id: str):
+    return Response(job_object(_get_run(request, job_id)))
+
+
+def _control(request, job_id: str, action):
+    run = _get_run(request, job_id, min_role=Role.EDITOR)
+    try:
+        action(run=run)
+    except ValidationError as exc:
+        raise ApiError(" ".join(exc.messages), code="invalid_state") from None
+    run.refresh_from_db()
+    return Response(job_object(run))
+
+
+@api_view(["POST"])
+def job_cancel(request, job_id: str):
+    return _control(request, job_id, services.run_cancel)
+
+
+@api_view(["POST"])
+def job_pause(request, job_id: str):
+    return _control(request, job_id, services.run_pause)
+
+
+@api_view(["POST"])
+def job_resume(request, job_id: str):
+    return _control(request, job_id, services.run_resume)
+
+
+def event_object(event: RunEvent) -> dict:
+    return {"id": f"ftevent-{event.pk}", "object": "fine_tuning.job.event", "created_at": _ts(event.created_at),
+            "level": event.level, "message": event.message, "data": event.data, "type": event.type}
+
+
+@api_view(["GET"])
+def job_events(request, job_id: str):
+    run = _get_run(request, job_id)
+    after, limit = _page(request)
+    events = run.events.order_by("-id")
+    if after:
+        try:
+            events = events.filter(id__lt=int(after.removeprefix("ftevent-")))
+        except ValueError:
+            raise ApiError("after must be an event id like 'ftevent-12'.", param="after") from None
+    page = list(events[: limit + 1])
+    return Response({"object": "list", "data": [event_object(e) for e in page[:limit]], "has_more": len(page) > limit})
+
+
+@api_view(["GET"])
+def job_checkpoints(request, job_id: str):
+    run = _get_run(request, job_id)
+    after, limit = _page(request, default_limit=10)
+    checkpoints = run.checkpoints.order_by("-step")
+    if after:
+        anchor = checkpoints.filter(pk=after).first()
+        if anchor is None:
+            raise ApiError(f"No checkpoint {after!r} to list after.", param="after")
+        checkpoints = checkpoints.filter(step__lt=anchor.step)
+    page = list(checkpoints[: limit + 1])
+    data = [{
+        "id": c.id, "object": "fine_tuning.job.checkpoint", "created_at": _ts(c.created_at),
+        "fine_tuned_model_checkpoint": f"ft:{run.base_model}:{run.pk}:ckpt-step-{c.step}",
+        "fine_tuning_job_id": run.pk, "step_number": c.step,
+        "metrics": {"step": c.step, "valid_mean_reward": c.valid_reward,
+                    "train_mean_reward": c.metrics.get("train/reward_mean"), **c.metrics},
+        "size_bytes": c.size_bytes,
+    } for c in page[:limit]]
+    return Response({"object": "list", "data": data, "has_more": len(page) > limit,
+                     "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None})
+
+
+@api_view(["GET"])
+def job_metrics(request, job_id: str):
+    """Our extension: every step's metrics dict, `after_step` for the new ones only."""
+    run = _get_run(request, job_id)
+    try:
+        after_step = int(request.query_params.get("after_step", 0))
+    except ValueError:
+        raise ApiError("after_step must be an integer.", param="after_step") from None
+    rows = run.metrics.filter(step__gt=after_step).order_by("step").values_list("step", "data")[:5000]
+    return Response({"object": "list", "status": run.status,
+                     "data": [{"step": step, "metrics": data} for step, data in rows]})
+
+
+@api_view(["GET"])
+def job_samples(request, job_id: str):
+    """Our extension: graded samples, filterable by `split`, `min_step`, `max_step`, sortable."""
+    run = _get_run(request, job_id)
+    samples = run.samples.all()
+    q = request.query_params
+    if q.get("split"):
+        samples = samples.filter(split=q["split"])
+    try:
+        if q.get("min_step"):
+            samples = samples.filter(step__gte=int(q["min_step"]))
+        if q.get("max_step"):
+            samples = samples.filter(step__lte=int(q["max_step"]))
+    except ValueError:
+        raise ApiError("min_step and max_step must be integers.", param="min_step") from None
+    order = {"step": ("step", "id"), "best": ("-reward", "id"), "worst": ("reward", "id")}.get(q.get("order", "step"))
+    if order is None:
+        raise ApiError("order must be step, best or worst.", param="order")
+    _, limit = _page(request, default_limit=100)
+    data = [_sample_object(s) for s in samples.order_by(*order)[:limit]]
+    return Response({"object": "list", "data": data})
+
+
+def _sample_object(s: RunSample) -> dict:
+    return {"id": s.pk, "step": s.step, "split": s.split, "prompt": s.prompt, "item": s.item,
+            "output_text": s.output_text, "reward": s.reward, "sub_rewards": s.sub_rewards, "errors": s.errors,
+            "completion_tokens": s.completion_tokens, "truncated": s.truncated}
