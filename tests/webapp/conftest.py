@@ -36,3 +36,11 @@ def api_client_for(api_key_for):
         return Client(headers=headers)
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_broker(tmp_path_factory):
+    from tests.webapp.core.worker import isolated_broker
+
+    with isolated_broker(tmp_path_factory.mktemp("broker")):
+        yield

@@ -34,6 +34,30 @@ def reset_producer_pool() -> None:
     celery_app.amqp._producer_pool = None
 
 
+def filesystem_broker_options(data_dir: Path) -> dict:
+    folders = {k: str(data_dir / "broker" / v) for k, v in
+               [("data_folder_in", "queue"), ("data_folder_out", "queue"),
+                ("processed_folder", "processed"), ("control_folder", "control")]}
+    for folder in set(folders.values()):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    return folders
+
+
+@contextlib.contextmanager
+def isolated_broker(data_dir: Path):
+    """Point this process's producer at a private broker folder (filesystem broker only), so
+    tests never leave messages where a developer's `make run` worker would pick them up."""
+    saved = dict(celery_app.conf.broker_transport_options or {})
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        celery_app.conf.broker_transport_options = {**saved, **filesystem_broker_options(data_dir)}
+        reset_producer_pool()
+    try:
+        yield
+    finally:
+        celery_app.conf.broker_transport_options = saved
+        reset_producer_pool()
+
+
 @contextlib.contextmanager
 def running_worker(data_dir: Path, *, queues: str = "default,training", timeout: float = 60,
                    env: dict | None = None):
@@ -43,12 +67,7 @@ def running_worker(data_dir: Path, *, queues: str = "default,training", timeout:
            "PYTHONUNBUFFERED": "1", **(env or {})}
     saved = dict(celery_app.conf.broker_transport_options or {})
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
-        folders = {k: str(data_dir / "broker" / v) for k, v in
-                   [("data_folder_in", "queue"), ("data_folder_out", "queue"),
-                    ("processed_folder", "processed"), ("control_folder", "control")]}
-        for folder in set(folders.values()):
-            Path(folder).mkdir(parents=True, exist_ok=True)
-        celery_app.conf.broker_transport_options = {**saved, **folders}
+        celery_app.conf.broker_transport_options = {**saved, **filesystem_broker_options(data_dir)}
     else:  # a real broker: purge what earlier runs may have left
         celery_app.control.purge()
     reset_producer_pool()

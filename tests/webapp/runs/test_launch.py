@@ -1,0 +1,95 @@
+"""The “New run” screen: form, estimate, launch, and the pre-flight checks."""
+
+import pytest
+from django.urls import reverse
+
+from tests.helpers import rft_row
+from tests.trainer.engine.conftest import make_tiny_model
+from webapp.datasets.services import dataset_create_from_rows
+from webapp.graders.services import grader_create
+from webapp.runs.models import LocalBaseModel, Run, RunPreflight, RunStatus
+from webapp.runs.preflight import preflight_execute
+
+GOOD = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}",
+        "reference": "{{item.reference_answer}}", "operation": "eq"}
+HARSH = {**GOOD, "name": "harsh", "reference": "never"}  # fails every reference answer
+
+
+@pytest.fixture(scope="module")
+def tiny_path(tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp("launch-tiny") / "model")
+
+
+@pytest.fixture
+def launchable(project_with_roles, tiny_path):
+    project, users = project_with_roles
+    LocalBaseModel.objects.create(name="tiny", path=str(tiny_path))
+    rows = [rft_row(f"say {c}", c) for c in "abcdefghijkl"]
+    dataset = dataset_create_from_rows(project=project, name="letters", user=users["owner"],
+                                       train_rows=rows[:10], valid_rows=rows[10:])
+    grader = grader_create(project=project, name="Exact", spec=GOOD, user=users["owner"], dataset=dataset)
+    form = {"dataset": str(dataset.pk), "grader": grader.pk, "base_model": "tiny", "suffix": "letters",
+            "n_epochs": "2", "batch_size": "4", "compute_multiplier": "0.5", "learning_rate_multiplier": "auto",
+            "reasoning_effort": "minimal", "eval_interval": "auto", "worker_type": "cpu", "method": "lora",
+            "temperature": "1.0", "beta": "0", "seed": "3"}
+    return project, users, dataset, grader, form
+
+
+def test_form_offers_project_datasets_graders_and_models(launchable, client_for):
+    project, users, dataset, grader, _ = launchable
+    body = client_for(users["editor"]).get(reverse("runs:launch", args=[project.slug])).content.decode()
+    assert "letters v1 (10 train / 2 valid)" in body and "Exact v1" in body
+    assert "smollm2-135m-instruct (built in)" in body and "tiny (" in body
+    assert "Advanced settings" in body and "Run pre-flight checks" in body
+
+
+def test_estimate_updates_from_the_form(launchable, client_for):
+    project, users, _, _, form = launchable
+    url = reverse("runs:estimate", args=[project.slug])
+    body = client_for(users["editor"]).post(url, form).content.decode()
+    assert '<dd id="est-steps">5</dd>' in body  # 2 epochs x 10 tasks / 4 per step
+    assert "4 tasks × 4 answers" in body and "a typical CPU worker" in body
+    bad = client_for(users["editor"]).post(url, {**form, "n_epochs": "lots"}).content.decode()
+    assert "Enter a whole number or “auto”" in bad
+
+
+def test_launch_creates_a_queued_run_and_locks_inputs(launchable, client_for, django_capture_on_commit_callbacks):
+    project, users, dataset, grader, form = launchable
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client_for(users["editor"]).post(reverse("runs:launch", args=[project.slug]), form)
+    run = Run.objects.get()
+    assert response.status_code == 302 and response.url == reverse("runs:detail", args=[project.slug, run.pk])
+    assert len(callbacks) == 1  # enqueued after commit
+    assert run.status == RunStatus.QUEUED and run.total_steps == 5 and run.seed == 3 and run.suffix == "letters"
+    assert run.config["group_size"] == 4 and run.config["max_completion_tokens"] == 64
+    assert run.config["base_model"] == LocalBaseModel.objects.get().path
+    dataset.refresh_from_db()
+    grader.refresh_from_db()
+    assert dataset.is_locked and grader.is_locked
+
+
+def test_launch_errors_are_shown_and_nothing_is_created(launchable, client_for):
+    project, users, _, _, form = launchable
+    response = client_for(users["editor"]).post(reverse("runs:launch", args=[project.slug]),
+                                                {**form, "batch_size": "1000"})
+    assert response.status_code == 400 and "Must be between 1 and 256" in response.content.decode()
+    assert not Run.objects.exists()
+
+
+def test_preflight_flags_harsh_grader_and_measures_prompts_and_rollouts(launchable, client_for):
+    project, users, dataset, _, form = launchable
+    harsh = grader_create(project=project, name="Harsh", spec=HARSH, user=users["owner"], dataset=dataset)
+    client = client_for(users["editor"])
+    body = client.post(reverse("runs:estimate", args=[project.slug]), {**form, "grader": harsh.pk, "check": "1"})
+    pre = RunPreflight.objects.get()
+    assert "Waiting for a worker" in body.content.decode()
+    preflight_execute(preflight_id=pre.pk)  # what the worker's task does
+    pre.refresh_from_db()
+    assert pre.status == "done", pre.error
+    assert pre.results["references"] == {"checked": 10, "failing": 10, "examples": pre.results["references"]["examples"]}
+    assert pre.results["prompts"]["too_long"] == 0 and pre.results["prompts"]["max"] > 5
+    rollouts = pre.results["rollouts"]
+    assert rollouts["prompts"] == 4 and rollouts["all_same"] and rollouts["mean_reward"] == 0.0
+    page = client.get(reverse("runs:preflight", args=[project.slug, pre.pk])).content.decode()
+    assert "gives 10 of 10 reference answers less than full marks" in page
+    assert "nothing to learn" in page and "hx-trigger" not in page  # done: polling stops
