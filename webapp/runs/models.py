@@ -4,6 +4,7 @@ import secrets
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from webapp.datasets.models import Dataset
 from webapp.graders.models import Grader
@@ -106,7 +107,7 @@ class RunMetric(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics")
     step = models.PositiveIntegerField()
     data = models.JSONField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=timezone.now)  # set when buffered, not when flushed
 
     class Meta:
         ordering = ["step"]
@@ -131,7 +132,7 @@ class RunSample(models.Model):
     errors = models.JSONField(default=dict)
     completion_tokens = models.PositiveIntegerField(default=0)
     truncated = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=timezone.now)  # set when buffered, not when flushed
 
     class Meta:
         ordering = ["step", "id"]
@@ -150,7 +151,7 @@ class RunEvent(models.Model):
     type = models.CharField(max_length=10, default="message")
     message = models.TextField()
     data = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=timezone.now)  # set when buffered, not when flushed
 
     class Meta:
         ordering = ["-id"]
