@@ -1,6 +1,7 @@
+from django import forms
 from django.contrib import admin
 
-from .models import Grader, GraderCheck
+from .models import Grader, GraderCheck, JudgeEndpoint
 
 
 @admin.register(Grader)
@@ -18,3 +19,26 @@ class GraderCheckAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     readonly_fields = ["rewards", "failing"]
     raw_id_fields = ["grader", "dataset", "created_by"]
+
+
+class JudgeEndpointForm(forms.ModelForm):
+    api_key = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
+                              help_text="Stored on the server and never shown again; leave empty to keep the current key.")
+
+    class Meta:
+        model = JudgeEndpoint
+        fields = ["name", "base_url", "model", "api_key", "timeout_s"]
+
+    def clean_api_key(self):
+        key = self.cleaned_data["api_key"]
+        return key or (self.instance.api_key if self.instance.pk else "")
+
+
+@admin.register(JudgeEndpoint)
+class JudgeEndpointAdmin(admin.ModelAdmin):
+    form = JudgeEndpointForm
+    list_display = ["name", "base_url", "model", "has_key", "updated_at"]
+
+    @admin.display(boolean=True, description="key set")
+    def has_key(self, obj):
+        return bool(obj.api_key)

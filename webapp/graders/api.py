@@ -20,6 +20,7 @@ from webapp.projects.access import project_access
 from webapp.projects.models import Role
 
 from . import services
+from .judges import sync_judges
 from .models import Grader
 from .selectors import grader_list_for_projects
 
@@ -83,6 +84,7 @@ def grader_run(request):
     reference = data.get("reference_answer")
     if reference is not None and "reference_answer" not in item:
         item = {**item, "reference_answer": reference}  # older SDKs sent it beside the item
+    sync_judges()
     return Response(run_grader(grader, sample, item).to_openai())
 
 

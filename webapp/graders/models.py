@@ -85,3 +85,24 @@ class GraderCheck(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (CheckStatus.DONE, CheckStatus.FAILED)
+
+
+class JudgeEndpoint(models.Model):
+    """An OpenAI-compatible chat endpoint for `score_model` / `label_model` graders.
+
+    Graders name it in their `model` field. The API key stays on the server: the admin form
+    never shows it back, and no page or API response contains it.
+    """
+
+    name = models.CharField(max_length=100, unique=True, help_text="What graders write in `model`, e.g. gpt-4o-mini.")
+    base_url = models.URLField(help_text="e.g. https://api.openai.com/v1 or http://gpu-box:8000/v1")
+    api_key = models.CharField(max_length=500, blank=True)
+    model = models.CharField(max_length=200, blank=True, help_text="The endpoint's model id, if not the name.")
+    timeout_s = models.FloatField(default=60.0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

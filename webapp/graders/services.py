@@ -17,6 +17,7 @@ from webapp.datasets.importers import prompt_text
 from webapp.datasets.models import Dataset, Task
 from webapp.projects.models import Project
 
+from .judges import sync_judges
 from .models import CheckStatus, Grader, GraderCheck
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ def grader_check_run(*, check: GraderCheck) -> GraderCheck:
     Not one transaction: progress is written per chunk so the page can poll it.
     """
     GraderCheck.objects.filter(pk=check.pk).update(status=CheckStatus.RUNNING)
+    sync_judges()
     spec = check.grader.spec
     rewards: list[float] = []
     failing: list[dict] = []

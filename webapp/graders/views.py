@@ -22,6 +22,7 @@ from webapp.projects.models import Role
 from . import rubric as rb
 from . import selectors, services
 from .forms import GraderMetaForm, ImportForm, TryForm
+from .judges import sync_judges
 from .models import Grader
 
 CHIP_SAMPLE_TASKS = 50
@@ -282,6 +283,7 @@ def grader_try(request, access: ProjectAccess, pk: str):
     form = TryForm(request.POST, tasks=selectors.try_tasks(dataset=grader.dataset))
     result, rows = None, []
     if form.is_valid():
+        sync_judges()
         result = run_grader(grader.spec, form.cleaned_data["sample"], form.item())
         names = {r["key"]: r["name"] for r in _criteria_rows(grader)}
         subs = result.sub_results or {result.name: result}

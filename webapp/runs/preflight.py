@@ -17,6 +17,7 @@ from django.db import transaction
 
 from webapp.datasets.importers import prompt_text
 from webapp.datasets.models import Dataset, Split
+from webapp.graders.judges import sync_judges
 
 from .models import RunMetric, RunPreflight
 
@@ -61,6 +62,7 @@ def preflight_execute(*, preflight_id: int) -> None:
     from trainer.grading import grade_batch
 
     pre = RunPreflight.objects.select_related("dataset").get(pk=preflight_id)
+    sync_judges()
     _set(pre, status="running", progress="Grading the reference answers…")
     results: dict = {}
     try:

@@ -24,6 +24,7 @@ from django.utils import timezone
 from trainer.grading import GraderValidationError, validate_grader
 from webapp.datasets.models import Dataset, Split
 from webapp.datasets.services import dataset_lock
+from webapp.graders.judges import sync_judges
 from webapp.graders.models import Grader
 from webapp.graders.services import grader_lock
 from webapp.projects.models import Project
@@ -203,6 +204,7 @@ def run_execute(*, run_id: str) -> None:
     from trainer.config import TrainConfig
 
     hooks = DbHooks(run)
+    sync_judges()
     try:
         config = TrainConfig.from_dict(run.config)
         train_rows, valid_rows = run_training_rows(run)
