@@ -49,8 +49,9 @@ class LaunchForm(forms.Form):
         help_text="The longest answer the model may write during training.")
     eval_interval = AutoNumberField(label="Check progress every N steps", minimum=1,
                                     help_text="Validation and a checkpoint every N steps.")
-    worker_type = forms.ChoiceField(choices=[("cpu", "CPU worker"), ("gpu", "CUDA GPU worker")], initial="cpu",
-                                    label="Estimate for", help_text="Only used for the time estimate.")
+    worker_type = forms.ChoiceField(
+        choices=[("cpu", "CPU worker"), ("gpu", "CUDA GPU worker")], initial="cpu", label="Train on",
+        help_text="On a CPU worker “auto” picks smaller steps (4 tasks × 4 answers, short answers).")
 
     # advanced
     method = forms.ChoiceField(choices=[("lora", "LoRA adapters (fast, small)"), ("full", "All weights")],
@@ -83,8 +84,16 @@ class LaunchForm(forms.Form):
     def advanced_fields(self):
         return [f for f in self if f.name in self.ADVANCED]
 
+    # What "auto" means on a CPU worker, where OpenAI's GPU-sized defaults (8 tasks x 8 answers
+    # of 128 tokens per step) take minutes per step even for a 135M model.
+    CPU_AUTO = {"batch_size": 4, "compute_multiplier": 0.5, "reasoning_effort": "minimal"}
+
     def hyperparameters(self) -> dict:
-        return {k: self.cleaned_data[k] for k in self.HYPERPARAMETERS}
+        hp = {k: self.cleaned_data[k] for k in self.HYPERPARAMETERS}
+        if self.cleaned_data.get("worker_type") == "cpu":
+            cpu = {**self.CPU_AUTO, "batch_size": min(self.CPU_AUTO["batch_size"], self.datasets[self.cleaned_data["dataset"]].train_count)}
+            hp.update({k: v for k, v in cpu.items() if hp[k] == "auto"})
+        return hp
 
     def overrides(self) -> dict:
         d = self.cleaned_data

@@ -93,3 +93,16 @@ def test_preflight_flags_harsh_grader_and_measures_prompts_and_rollouts(launchab
     page = client.get(reverse("runs:preflight", args=[project.slug, pre.pk])).content.decode()
     assert "gives 10 of 10 reference answers less than full marks" in page
     assert "nothing to learn" in page and "hx-trigger" not in page  # done: polling stops
+
+
+def test_auto_means_smaller_steps_on_a_cpu_worker(launchable, client_for, django_capture_on_commit_callbacks):
+    project, users, _, _, form = launchable
+    auto = {**form, "batch_size": "auto", "compute_multiplier": "auto", "reasoning_effort": "auto", "n_epochs": "auto"}
+    client = client_for(users["editor"])
+    cpu = client.post(reverse("runs:estimate", args=[project.slug]), {**auto, "worker_type": "cpu"}).content.decode()
+    gpu = client.post(reverse("runs:estimate", args=[project.slug]), {**auto, "worker_type": "gpu"}).content.decode()
+    assert "4 tasks × 4 answers" in cpu and "answers up to 64 tokens" in cpu
+    assert "8 tasks × 8 answers" in gpu and "answers up to 128 tokens" in gpu
+    with django_capture_on_commit_callbacks():
+        client.post(reverse("runs:launch", args=[project.slug]), {**auto, "worker_type": "cpu"})
+    assert Run.objects.get().hyperparameters["batch_size"] == 4
