@@ -193,6 +193,7 @@ def _save_dequantised(model, folder: Path, name: str) -> None:
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     config.name_or_path = name
+    config.architectures = [type(model).__name__]  # GGUF metadata has none; other tools need it
     config.save_pretrained(folder)
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.save_pretrained(folder)
