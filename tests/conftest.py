@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import os
 
-from tests.helpers import jsonl, rft_row
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see webapp/celery.py
+
+import pytest  # noqa: E402
+
+from tests.helpers import jsonl, rft_row  # noqa: E402
 
 
 @pytest.fixture
