@@ -198,7 +198,7 @@ def summarise(name: str, res: dict, last: int) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--steps", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=4, help="prompts per step")
     p.add_argument("--group-size", type=int, default=8, help="completions per prompt")
     p.add_argument("--max-completion-tokens", type=int, default=64)
@@ -206,7 +206,7 @@ def main() -> int:
     p.add_argument("--lora-rank", type=int, default=16)
     p.add_argument("--n-tasks", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--last", type=int, default=5, help="mean reward over this many final steps")
+    p.add_argument("--last", type=int, default=2, help="mean reward over this many final steps")
     p.add_argument("--threads", type=int, default=1, help="torch threads for both sides (see the docstring)")
     p.add_argument("--only", choices=["ours", "trl"], help="run one side only")
     p.add_argument("--profile", choices=["ours", "trl"], help="profile one side with torch.profiler")
