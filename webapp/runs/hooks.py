@@ -89,6 +89,8 @@ class DbHooks(Hooks):
     def on_event(self, level: str, message: str, data: dict[str, Any] | None = None) -> None:
         self._events.append(RunEvent(run_id=self.run_id, level=level, type="message", message=message[:10000],
                                      data=clean_json(data or {})))
+        if (data or {}).get("removed"):  # the trainer pruned a checkpoint after reporting it
+            self._forget_pruned_checkpoints()
         self._maybe_flush(force=level == "error")
 
     def on_checkpoint(self, step: int, path: str, metrics: dict[str, Any]) -> None:
@@ -103,13 +105,17 @@ class DbHooks(Hooks):
             self._flush_next_step = True
             RunCheckpoint.objects.create(run_id=self.run_id, step=step, path=str(path), metrics=metrics,
                                          valid_reward=valid, size_bytes=folder_size(path))
-            # The trainer keeps only the best few plus the latest: forget pruned folders.
-            for ckpt in RunCheckpoint.objects.filter(run_id=self.run_id).only("path"):
-                if not Path(ckpt.path).exists():
-                    ckpt.delete()
+            self._forget_pruned_checkpoints()
             best = (RunCheckpoint.objects.filter(run_id=self.run_id, valid_reward__isnull=False)
                     .order_by("-valid_reward").values_list("valid_reward", flat=True).first())
             Run.objects.filter(pk=self.run_id).update(best_valid_reward=best)
+
+    def _forget_pruned_checkpoints(self) -> None:
+        """The trainer keeps only the best few plus the latest: drop rows whose folder is gone
+        (else the run page offers a download that 404s)."""
+        for ckpt in RunCheckpoint.objects.filter(run_id=self.run_id).only("path"):
+            if not Path(ckpt.path).exists():
+                ckpt.delete()
 
     def should_stop(self) -> str | None:
         self._maybe_flush()
