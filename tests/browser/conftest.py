@@ -58,7 +58,20 @@ def shot(request):
 
     def take(page, name: str) -> Path:
         path = folder / f"{request.node.name}-{next(counter):02d}-{name}.png"
+        # After a full-page screenshot Chromium's scroll offset seen by the page and the one
+        # used to hit-test clicks can differ, so the next click may miss its button: put the
+        # scroll position back.
+        xy = page.evaluate("[scrollX, scrollY]")
         page.screenshot(path=str(path), full_page=True)
+        page.evaluate("([x, y]) => window.scrollTo(x, y)", xy)
         return path
 
     return take
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_broker(tmp_path_factory):
+    from tests.webapp.core.worker import isolated_broker
+
+    with isolated_broker(tmp_path_factory.mktemp("broker")):
+        yield

@@ -60,21 +60,6 @@ def worker_held(worker):
         worker.send_signal(signal.SIGCONT)
 
 
-@pytest.fixture
-def shot(shot):
-    """The shared `shot`, then the scroll position put back: after a full-page screenshot
-    Chromium's scroll offset seen by the page and the one used to hit-test clicks can
-    differ, so the next click may land beside its button (seen on the rubric's Save)."""
-
-    def take(page, name: str):
-        xy = page.evaluate("[scrollX, scrollY]")
-        path = shot(page, name)
-        page.evaluate("([x, y]) => window.scrollTo(x, y)", xy)
-        return path
-
-    return take
-
-
 def project_tab(page, tab: str) -> None:
     page.click("header nav >> text=Alphabet tutor")  # the breadcrumb back to the project
     page.click(f"nav.tabs >> text={tab}")

@@ -103,6 +103,7 @@ class DbHooks(Hooks):
             RunMetric.objects.bulk_create([RunMetric(run_id=self.run_id, step=step, data=metrics)],
                                           ignore_conflicts=True)
             self._flush_next_step = True
+            Run.objects.filter(pk=self.run_id, current_step__lt=step).update(current_step=step)
             RunCheckpoint.objects.create(run_id=self.run_id, step=step, path=str(path), metrics=metrics,
                                          valid_reward=valid, size_bytes=folder_size(path))
             self._forget_pruned_checkpoints()
