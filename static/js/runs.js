@@ -71,7 +71,7 @@
       const yaxis = id === "chart-reward" || id === "chart-criteria" ? { zeroline: false, rangemode: "tozero" } : { zeroline: false };
       const empty = spec.every((t) => !(series[t.key] && series[t.key].x.length));
       const extra = { yaxis };
-      if (empty) extra.annotations = [{ text: "no data yet", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#6b7280" } }];
+      if (empty) extra.annotations = [{ text: el.dataset.emptyText || "no data yet", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#6b7280" } }];
       (react ? Plotly.react : Plotly.newPlot)(el, tracesFor(spec, series), layout(extra), PLOT_CONFIG);
       el._empty = empty;
     }
