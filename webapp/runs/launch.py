@@ -6,7 +6,6 @@ from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from trainer.config import ConfigError
 from webapp.graders.selectors import grader_list
 from webapp.projects.access import ProjectAccess, project_view
 from webapp.projects.models import Role
@@ -37,10 +36,7 @@ def _draft(form: LaunchForm, access: ProjectAccess, user) -> tuple[Run, dict]:
               suffix=d["suffix"], created_by=user)
     run.grader_spec = run.grader.spec
     train, valid = run_training_rows(run)
-    try:
-        config = build_config(run=run, n_train=len(train), n_valid=len(valid), overrides=form.overrides())
-    except ConfigError as exc:
-        raise LaunchError(str(exc), param="hyperparameters") from None
+    config = build_config(run=run, n_train=len(train), n_valid=len(valid), overrides=form.overrides())
     return run, {"config": config, "train": train, "valid": valid}
 
 
@@ -57,9 +53,7 @@ def run_launch(request, access: ProjectAccess):
                 hyperparameters=form.hyperparameters(), suffix=d["suffix"], seed=d["seed"],
                 overrides=form.overrides(),
             )
-        except LaunchError as exc:
-            form.add_error(None, exc.messages)
-        except ValidationError as exc:
+        except ValidationError as exc:  # LaunchError included
             form.add_error(None, exc.messages)
         else:
             messages.success(request, f"Run {run.pk} launched: {run.total_steps} steps.")

@@ -4,7 +4,6 @@ import pytest
 from django.urls import reverse
 
 from tests.helpers import rft_row
-from tests.trainer.engine.conftest import make_tiny_model
 from webapp.datasets.services import dataset_create_from_rows
 from webapp.graders.services import grader_create
 from webapp.runs.models import LocalBaseModel, Run, RunPreflight, RunStatus
@@ -15,15 +14,10 @@ GOOD = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}
 HARSH = {**GOOD, "name": "harsh", "reference": "never"}  # fails every reference answer
 
 
-@pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory):
-    return make_tiny_model(tmp_path_factory.mktemp("launch-tiny") / "model")
-
-
 @pytest.fixture
-def launchable(project_with_roles, tiny_path):
+def launchable(project_with_roles, tiny_model_path):
     project, users = project_with_roles
-    LocalBaseModel.objects.create(name="tiny", path=str(tiny_path))
+    LocalBaseModel.objects.create(name="tiny", path=str(tiny_model_path))
     rows = [rft_row(f"say {c}", c) for c in "abcdefghijkl"]
     dataset = dataset_create_from_rows(project=project, name="letters", user=users["owner"],
                                        train_rows=rows[:10], valid_rows=rows[10:])

@@ -8,7 +8,6 @@ import time
 import pytest
 
 from tests.helpers import rft_row
-from tests.trainer.engine.conftest import make_tiny_model
 from tests.webapp.core.worker import running_worker
 from webapp.datasets.services import dataset_create_from_rows
 from webapp.runs.models import LocalBaseModel, Run, RunCheckpoint, RunStatus
@@ -24,11 +23,6 @@ SLOW_GRADER = {"type": "python", "name": "slow",
                          "    return float('a' in sample['output_text'])\n"}
 HYPER = {"n_epochs": 1, "batch_size": 2, "compute_multiplier": 0.25, "eval_interval": 2,
          "reasoning_effort": "minimal"}
-
-
-@pytest.fixture(scope="module")
-def tiny_model_path(tmp_path_factory):
-    return make_tiny_model(tmp_path_factory.mktemp("runs-tiny") / "model")
 
 
 @pytest.fixture
