@@ -226,6 +226,14 @@ class _ModelGrader(CompiledGrader):
 SAMPLING_HELP = "Optional: temperature, top_p, seed, max_completions_tokens."
 
 
+# The fields both judge types share.
+JUDGE_FIELDS = (
+    Field("model", "Judge model", "text", "A configured judge or smollm2-135m-instruct.", required=True),
+    Field("input", "Instructions to the judge", "messages", "Use {{sample.output_text}} and {{item.*}}.",
+          required=True),
+)
+
+
 @register
 class ScoreModel(_ModelGrader):
     """`score_model`: a judge model reads `input` and answers a number within `range`.
@@ -240,20 +248,7 @@ class ScoreModel(_ModelGrader):
     description = "Asks a judge model to rate the answer with a number, using your instructions."
     category = "openai"
     fields = (
-        Field(
-            "model",
-            "Judge model",
-            "text",
-            "A configured judge or smollm2-135m-instruct.",
-            required=True,
-        ),
-        Field(
-            "input",
-            "Instructions to the judge",
-            "messages",
-            "Use {{sample.output_text}} and {{item.*}}.",
-            required=True,
-        ),
+        *JUDGE_FIELDS,
         Field("range", "Score range", "range", default=[0, 1]),
         Field("sampling_params", "Sampling", "object", SAMPLING_HELP),
     )
@@ -290,20 +285,7 @@ class LabelModel(_ModelGrader):
     description = "Asks a judge model to classify the answer (e.g. correct / incorrect); passing labels score 1."
     category = "openai"
     fields = (
-        Field(
-            "model",
-            "Judge model",
-            "text",
-            "A configured judge or smollm2-135m-instruct.",
-            required=True,
-        ),
-        Field(
-            "input",
-            "Instructions to the judge",
-            "messages",
-            "Use {{sample.output_text}} and {{item.*}}.",
-            required=True,
-        ),
+        *JUDGE_FIELDS,
         Field("labels", "Labels", "string_list", "e.g. correct, incorrect.", required=True),
         Field(
             "passing_labels", "Passing labels", "string_list", "Labels that score 1.", required=True
