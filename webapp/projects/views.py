@@ -45,8 +45,11 @@ def project_create(request):
 @require_GET
 @project_view(Role.VIEWER)
 def project_detail(request, access: ProjectAccess):
+    from webapp.runs.selectors import run_list
+
     return render(request, "projects/detail.html", {
         "access": access, "project": access.project, "datasets": dataset_list(project=access.project),
+        "latest_runs": run_list(project=access.project)[:3],
     })
 
 

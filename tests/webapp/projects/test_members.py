@@ -57,3 +57,14 @@ def test_create_project_makes_creator_owner_with_unique_slug(client_for, make_us
     response = client.post(reverse("projects:create"), {"name": "Radiology"})
     assert response.url == reverse("projects:detail", args=["radiology-2"])
     assert Membership.objects.filter(user=user, role=Role.OWNER).count() == 2
+
+
+def test_project_page_shows_latest_runs_and_new_run_for_editors(project_with_roles, client_for, dataset):
+    from tests.webapp.runs.factories import make_run
+
+    project, users = project_with_roles
+    run = make_run(project, dataset, users["owner"], steps=2)
+    editor_page = client_for(users["editor"]).get(reverse("projects:detail", args=[project.slug])).content.decode()
+    assert reverse("runs:detail", args=[project.slug, run.pk]) in editor_page and "New run" in editor_page
+    viewer_page = client_for(users["viewer"]).get(reverse("projects:detail", args=[project.slug])).content.decode()
+    assert reverse("runs:detail", args=[project.slug, run.pk]) in viewer_page and "New run" not in viewer_page
