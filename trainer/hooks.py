@@ -45,7 +45,7 @@ class JsonlHooks(Hooks):
 
     def _write(self, name: str, record: dict) -> None:
         with open(self.out / name, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(_clean(record), ensure_ascii=False) + "\n")
+            fh.write(json.dumps(clean_json(record), ensure_ascii=False) + "\n")
 
     def on_step(self, step, metrics, samples):
         self._write("metrics.jsonl", {"step": step, "time": time.time(), **metrics})
@@ -68,11 +68,15 @@ class JsonlHooks(Hooks):
         return None
 
 
-def _clean(value):
+def clean_json(value):
+    """Plain JSON: NaN/inf become null (strict JSON and PostgreSQL refuse them) and numpy or
+    torch scalars become Python numbers. Every hooks implementation stores through this."""
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): clean_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [clean_json(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return clean_json(value.item())
     return value

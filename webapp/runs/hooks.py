@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import threading
 import time
 from datetime import timedelta
@@ -21,24 +20,11 @@ from typing import Any
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from trainer.hooks import Hooks
+from trainer.hooks import Hooks, clean_json
 
 from .models import Run, RunCheckpoint, RunEvent, RunMetric, RunSample
 
 log = logging.getLogger(__name__)
-
-
-def clean_json(value):
-    """NaN/inf are not JSON (PostgreSQL refuses them): they become null."""
-    if isinstance(value, dict):
-        return {str(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean_json(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-        return clean_json(value.item())
-    return value
 
 
 def task_key(messages) -> str:
@@ -60,7 +46,6 @@ class DbHooks(Hooks):
         self._progress: dict[str, Any] = {}
         self._last_flush = time.monotonic()
         self._flush_next_step = False
-        self._step_times: list[float] = []
 
     # --- trainer callbacks ------------------------------------------------------------------
     def on_step(self, step: int, metrics: dict[str, Any], samples: list[dict[str, Any]]) -> None:
@@ -70,18 +55,13 @@ class DbHooks(Hooks):
                                      message=f"Step {step}/{self.total_steps}", data={"step": step, **metrics}))
         for s in samples:
             self._samples.append(self._sample_row(step, s))
-        if metrics.get("time/step"):
-            self._step_times = (self._step_times + [metrics["time/step"]])[-20:]
         progress = {"current_step": step}
         if metrics.get("train/reward_mean") is not None:
             progress["latest_train_reward"] = metrics["train/reward_mean"]
         if metrics.get("trained_tokens") is not None:
             progress["trained_tokens"] = int(metrics["trained_tokens"])
-        remaining = metrics.get("eta_s")
-        if remaining is None and self._step_times and self.total_steps:
-            remaining = max(0, self.total_steps - step) * sum(self._step_times) / len(self._step_times)
-        if remaining is not None:
-            progress["estimated_finish"] = timezone.now() + timedelta(seconds=remaining)
+        if metrics.get("eta_s") is not None:  # the trainer's own estimate from its step times
+            progress["estimated_finish"] = timezone.now() + timedelta(seconds=metrics["eta_s"])
         self._progress.update(progress)
         self._maybe_flush(force=self._flush_next_step)
         self._flush_next_step = False
