@@ -92,7 +92,7 @@ def jobs(request):
     if request.method == "POST":
         return _job_create(request)
     runs = Run.objects.filter(project__in=api_projects(request)).select_related("project")
-    services.runs_detect_lost()
+    services.runs_detect_lost(runs=runs)
     after, limit = _page(request)
     if after:
         anchor = runs.filter(pk=after).first()

@@ -13,7 +13,8 @@ from webapp.projects.models import Role
 from . import preflight as pf
 from .forms import LaunchForm
 from .models import Run, RunPreflight
-from .services import LaunchError, base_model_choices, build_config, run_create, run_training_rows
+from .services import LaunchError, base_model_choices, build_config, run_create, run_task_counts
+from .tasks import preflight_task
 
 
 def _latest_graders(project):
@@ -35,9 +36,9 @@ def _draft(form: LaunchForm, access: ProjectAccess, user) -> tuple[Run, dict]:
               base_model=d["base_model"], hyperparameters=form.hyperparameters(), seed=d["seed"],
               suffix=d["suffix"], created_by=user)
     run.grader_spec = run.grader.spec
-    train, valid = run_training_rows(run)
-    config = build_config(run=run, n_train=len(train), n_valid=len(valid), overrides=form.overrides())
-    return run, {"config": config, "train": train, "valid": valid}
+    n_train, n_valid = run_task_counts(run)
+    config = build_config(run=run, n_train=n_train, n_valid=n_valid, overrides=form.overrides())
+    return run, {"config": config, "n_train": n_train, "n_valid": n_valid}
 
 
 @require_http_methods(["GET", "POST"])
@@ -81,23 +82,17 @@ def run_estimate(request, access: ProjectAccess):
         return render(request, "runs/_estimate.html", context)
     config = draft["config"]
     context.update(
-        estimate=pf.estimate(config=config.to_dict(), train_rows=draft["train"],
+        estimate=pf.estimate(config=config, n_train=draft["n_train"], prompts=pf.prompt_sample(run.dataset),
                              device=form.cleaned_data["worker_type"], base_model=run.base_model),
-        config=config, n_train=len(draft["train"]), n_valid=len(draft["valid"]),
+        config=config, n_train=draft["n_train"], n_valid=draft["n_valid"],
     )
     if request.POST.get("check"):
         with transaction.atomic():
             pre = RunPreflight.objects.create(project=access.project, created_by=request.user, dataset=run.dataset,
                                               grader_spec=run.grader_spec, config=config.to_dict())
-            transaction.on_commit(lambda: pf_task().delay(pre.pk))
+            transaction.on_commit(lambda: preflight_task.delay(pre.pk))
         context["preflight"] = pre
     return render(request, "runs/_estimate.html", context)
-
-
-def pf_task():
-    from .tasks import preflight_task
-
-    return preflight_task
 
 
 @require_GET

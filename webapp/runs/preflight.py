@@ -30,13 +30,13 @@ ROLLOUT_MAX_TOKENS = 48
 DEFAULT_TOKENS_PER_S = {"cpu": 150.0, "gpu": 3000.0}
 
 
-def estimate(*, config: dict, train_rows: list[dict], device: str, base_model: str) -> dict:
-    """Steps, tokens and time of a run, before it starts."""
-    n_train = len(train_rows)
-    steps = max(1, min(config.get("max_steps") or 10**9, (config["n_epochs"] * n_train) // config["batch_size"]))
-    prompt_tokens = statistics.mean(len(prompt_text(r)) / 4 + 20 for r in train_rows) if train_rows else 0
-    completion_tokens = config["max_completion_tokens"] * 0.5  # completions usually stop early
-    per_step = config["batch_size"] * config["group_size"]
+def estimate(*, config, n_train: int, prompts: list[str], device: str, base_model: str) -> dict:
+    """Steps, tokens and time of a run (a `TrainConfig`), before it starts. `prompts` is a
+    sample of the training prompts' text, enough for the average length."""
+    steps = config.total_steps(n_train)
+    prompt_tokens = statistics.mean(len(p) / 4 + 20 for p in prompts) if prompts else 0
+    completion_tokens = config.max_completion_tokens * 0.5  # completions usually stop early
+    per_step = config.batch_size * config.group_size
     history = (RunMetric.objects.filter(run__base_model=base_model, data__has_key="throughput/tokens_per_s")
                .order_by("-id")[:200])
     rates = [m.data.get("throughput/tokens_per_s") for m in history if m.data.get("throughput/tokens_per_s")]
@@ -48,6 +48,12 @@ def estimate(*, config: dict, train_rows: list[dict], device: str, base_model: s
         "seconds": int(seconds), "tokens_per_s": round(tokens_per_s, 1),
         "rate_source": "earlier runs of this model" if rates else f"a typical {device.upper()} worker",
     }
+
+
+def prompt_sample(dataset: Dataset, limit: int = 200) -> list[str]:
+    """The prompt text of up to `limit` training tasks, for length estimates."""
+    tasks = dataset.tasks.filter(split=Split.TRAIN).order_by("position").values_list("data", flat=True)[:limit]
+    return [prompt_text(row) for row in tasks]
 
 
 def _set(pre: RunPreflight, **fields) -> None:

@@ -8,7 +8,7 @@ from .services import run_detect_lost, runs_detect_lost
 
 
 def run_list(*, project: Project) -> QuerySet[Run]:
-    runs_detect_lost(project=project)
+    runs_detect_lost(runs=project.runs.all())
     return project.runs.select_related("dataset", "grader", "created_by")
 
 

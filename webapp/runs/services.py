@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from trainer.grading import GraderValidationError, validate_grader
 from webapp.datasets.models import Dataset, Split
+from webapp.datasets.selectors import dataset_split_counts
 from webapp.datasets.services import dataset_lock
 from webapp.graders.judges import sync_judges
 from webapp.graders.models import Grader
@@ -83,6 +84,14 @@ def task_rows(dataset: Dataset, split: str) -> list[dict]:
     return [t.data for t in dataset.tasks.filter(split=split).order_by("position").iterator(chunk_size=2000)]
 
 
+def run_task_counts(run: Run) -> tuple[int, int]:
+    """(training, validation) task counts, as `run_training_rows` would return them; no rows loaded."""
+    counts = dataset_split_counts(dataset=run.dataset)
+    if run.valid_dataset_id:
+        return counts[Split.TRAIN], sum(dataset_split_counts(dataset=run.valid_dataset).values())
+    return counts[Split.TRAIN], counts[Split.VALID]
+
+
 def run_training_rows(run: Run) -> tuple[list[dict], list[dict]]:
     train = task_rows(run.dataset, Split.TRAIN)
     if run.valid_dataset_id:
@@ -141,14 +150,14 @@ def run_create(
         suffix=suffix, seed=seed if seed is not None else 42, metadata=metadata or {},
         training_file=training_file, validation_file=validation_file, status=RunStatus.VALIDATING_FILES,
     )
-    train, valid = run_training_rows(run)
-    if not train:
+    n_train, n_valid = run_task_counts(run)
+    if not n_train:
         raise LaunchError(f"The training dataset “{dataset.name}” has no training tasks.", param="training_file")
-    config = build_config(run=run, n_train=len(train), n_valid=len(valid), overrides=overrides)
+    config = build_config(run=run, n_train=n_train, n_valid=n_valid, overrides=overrides)
     run.config = config.to_dict()
-    run.total_steps = config.total_steps(len(train))
+    run.total_steps = config.total_steps(n_train)
     run.save(force_insert=True)
-    _event(run, "info", f"Validated {len(train)} training and {len(valid)} validation tasks.")
+    _event(run, "info", f"Validated {n_train} training and {n_valid} validation tasks.")
 
     reason = f"used by run {run.pk}"
     for ds in filter(None, (dataset, valid_dataset)):
@@ -321,27 +330,34 @@ def _mark_lost(run: Run, why: str) -> None:
     _fail(run, code="worker_lost", message=f"worker lost: {why}.{where}")
 
 
-@transaction.atomic
+def _heartbeat_limit():
+    return timezone.now() - timedelta(seconds=settings.STUDIO_WORKER_LOST_SECONDS)
+
+
+def _is_stale(run: Run, limit) -> bool:
+    return run.status == RunStatus.RUNNING and not (run.heartbeat_at and run.heartbeat_at >= limit)
+
+
 def run_detect_lost(*, run: Run) -> bool:
-    """Fail a running run whose worker stopped heart-beating. Cheap; called on reads."""
-    if run.status != RunStatus.RUNNING:
+    """Fail a running run whose worker stopped heart-beating. Called on reads, so the usual
+    case (a fresh heartbeat, or a run that is not running) costs nothing and takes no lock."""
+    limit = _heartbeat_limit()
+    if not _is_stale(run, limit):
         return False
-    limit = timezone.now() - timedelta(seconds=settings.STUDIO_WORKER_LOST_SECONDS)
-    if run.heartbeat_at and run.heartbeat_at >= limit:
-        return False
-    run = Run.objects.select_for_update().get(pk=run.pk)
-    if run.status != RunStatus.RUNNING or (run.heartbeat_at and run.heartbeat_at >= limit):
-        return False
-    since = run.heartbeat_at.strftime("%Y-%m-%d %H:%M:%S UTC") if run.heartbeat_at else "its start"
-    _mark_lost(run, f"no heartbeat from {run.worker_hostname or 'the worker'} since {since}")
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        if not _is_stale(run, limit):  # a beat arrived meanwhile
+            return False
+        since = run.heartbeat_at.strftime("%Y-%m-%d %H:%M:%S UTC") if run.heartbeat_at else "its start"
+        _mark_lost(run, f"no heartbeat from {run.worker_hostname or 'the worker'} since {since}")
     return True
 
 
-def runs_detect_lost(*, project: Project | None = None) -> int:
-    qs = Run.objects.filter(status=RunStatus.RUNNING)
-    if project is not None:
-        qs = qs.filter(project=project)
-    return sum(run_detect_lost(run=run) for run in qs)
+def runs_detect_lost(*, runs) -> int:
+    """Check only the stale candidates among `runs` (one query, usually empty)."""
+    limit = _heartbeat_limit()
+    stale = runs.filter(status=RunStatus.RUNNING).exclude(heartbeat_at__gte=limit)
+    return sum(run_detect_lost(run=run) for run in stale)
 
 
 @transaction.atomic

@@ -86,6 +86,7 @@ def test_saved_grader_id_validation_file_and_locking(project_with_roles, api_cli
     assert response.status_code == 200, response.content
     run = Run.objects.get(pk=response.json()["id"])
     assert run.grader == grader and run.valid_dataset == valid.dataset and response.json()["validation_file"] == valid.id
+    assert run.events.filter(message="Validated 8 training and 1 validation tasks.").exists()
     grader.refresh_from_db()
     train.dataset.refresh_from_db()
     valid.dataset.refresh_from_db()
