@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.helpers import mark_grader_wrong
 from tests.helpers import jsonl, rft_row
 from tests.trainer.engine.conftest import make_tiny_model
 from tests.webapp.core.worker import running_worker
@@ -220,12 +221,7 @@ def test_expert_journey(page, live_server, django_user_model, settings, tmp_path
         sample = page.locator("article.sample").first
         expect(sample).to_be_visible()
         shot(page, "samples")
-        sample.locator("text=Grader was wrong").click()
-        sample.locator("select[name=criterion]").select_option("says_the_letter")
-        sample.locator("textarea[name=comment]").fill("Spelled out, the letter is there.")
-        sample.locator("button:has-text('Record disagreement')").click()
-        expect(sample.locator(".feedback")).to_contain_text("Recorded")
-        expect(sample.locator(".feedback")).to_contain_text("grader was wrong: says_the_letter")
+        mark_grader_wrong(sample, criterion="says_the_letter", comment="Spelled out, the letter is there.")
         shot(page, "sample-marked")
         page.click("text=Back to the run")
         expect(page.locator("#feedback-counts")).to_contain_text("says_the_letter: 1")

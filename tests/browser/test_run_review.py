@@ -5,6 +5,7 @@ samples filter with htmx, and a “grader was wrong” mark shows up on the run 
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.helpers import mark_grader_wrong
 from tests.helpers import jsonl, rft_row
 from tests.webapp.runs.factories import add_steps, make_run
 
@@ -81,12 +82,7 @@ def test_watch_the_run_and_review_samples(page, live_server, run, shot):
     expect(first).to_contain_text("step 1 ")
     shot(page, "samples")
 
-    first.locator("text=Grader was wrong").click()
-    first.locator("select[name=criterion]").select_option("polite")
-    first.locator("textarea[name=comment]").fill("Polite enough for a support reply.")
-    first.locator("button:has-text('Record disagreement')").click()
-    expect(first.locator(".feedback")).to_contain_text("Recorded")
-    expect(first.locator(".feedback")).to_contain_text("grader was wrong: polite")
+    mark_grader_wrong(first, criterion="polite", comment="Polite enough for a support reply.")
     shot(page, "sample-marked")
 
     page.click("text=Back to the run")

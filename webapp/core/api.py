@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 from rest_framework import exceptions, status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -93,17 +94,12 @@ def api_project_for_write(request, *, min_role: str = Role.EDITOR) -> ProjectAcc
     return project_access(user=request.user, slug=slug, min_role=min_role)
 
 
-class JsonOnlyNegotiation:
+class JsonOnlyNegotiation(DefaultContentNegotiation):
     """Our API always answers JSON (or raw bytes for file content) whatever `Accept` says.
 
     The openai SDK sends `Accept: application/binary` for file content, which DRF's default
     negotiation would refuse with 406.
     """
-
-    def select_parser(self, request, parsers):
-        from rest_framework.negotiation import DefaultContentNegotiation
-
-        return DefaultContentNegotiation().select_parser(request, parsers)
 
     def select_renderer(self, request, renderers, format_suffix=None):
         return renderers[0], renderers[0].media_type

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ class Upload:
 
     name: str
     size: int
-    read: callable
+    read: Callable[[], bytes]
 
     @classmethod
     def from_django(cls, upload) -> Upload:

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -106,8 +106,6 @@ def _stage_csv(request, access, data, train: Upload, valid: Upload | None):
 @require_http_methods(["GET", "POST"])
 @project_view(Role.EDITOR)
 def dataset_csv_map(request, access: ProjectAccess, token: str):
-    from django.http import Http404
-
     info = request.session.get("csv_staging", {}).get(token)
     if info is None or info["project"] != access.project.pk:
         raise Http404("This CSV upload has expired; upload the file again.")

@@ -8,7 +8,9 @@ as owners of every project (they administer the installation).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import wraps
 
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
@@ -58,10 +60,6 @@ def project_view(min_role: str = Role.VIEWER):
 
     The view receives `access` (a ProjectAccess) instead of `slug`. Login is required.
     """
-    from functools import wraps
-
-    from django.contrib.auth.decorators import login_required
-
     def decorate(view):
         @login_required
         @wraps(view)

@@ -7,7 +7,7 @@ from django.db import transaction
 from trainer.grading import weighted_mean_formula
 from webapp.datasets.services import Upload, dataset_import_jsonl
 from webapp.graders.services import grader_create
-from webapp.projects.models import Membership, Project, Role
+from webapp.projects.models import Project
 from webapp.projects.services import project_create
 
 DEMO_SLUG = "demo"
@@ -44,14 +44,12 @@ class Command(BaseCommand):
             description="Support triage: sort customer messages into billing, shipping, technical "
                         "or account. Small enough for the built-in 135M model to learn on a CPU.",
         )
-        assert project.slug == DEMO_SLUG
         data = DEMO_FILE.read_bytes()
         dataset = dataset_import_jsonl(
             project=project, name="Support triage", user=admin,
             train=Upload(name=DEMO_FILE.name, size=len(data), read=lambda: data),
             holdout_percent=25, seed=0,
         )
-        Membership.objects.filter(project=project, user=admin).update(role=Role.OWNER)
         grader = grader_create(project=project, name="Support triage rubric", spec=DEMO_GRADER, user=admin,
                                dataset=dataset, description="Right category (×3), answered in one word (×1).")
         self.stdout.write(self.style.SUCCESS(
