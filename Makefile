@@ -8,7 +8,7 @@ export STUDIO_HOST ?= 127.0.0.1
 export STUDIO_PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev browser-deps lint bench-grading clean help
+.PHONY: run test install install-dev sandbox-deps browser-deps lint bench-grading clean help
 
 help:
 	@echo "make run   - set up everything, start the web app and a worker, print the URL and login"
@@ -32,6 +32,16 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# The python-grader sandbox: bubblewrap builds the namespaces, util-linux's setpriv drops the
+# uid, libseccomp compiles the syscall filter. Without them python graders are refused.
+sandbox-deps:
+	@command -v bwrap >/dev/null 2>&1 && command -v setpriv >/dev/null 2>&1 && \
+	  ldconfig -p | grep -q libseccomp.so.2 || { \
+	  echo "Installing bubblewrap and libseccomp for the python-grader sandbox..."; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    bubblewrap libseccomp2 util-linux >/dev/null; }
+
 # Debian's chromium for the browser tests (Playwright drives it; it never downloads browsers).
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -39,7 +49,7 @@ browser-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-run: install
+run: install sandbox-deps
 	@$(BIN)/python manage.py migrate --noinput -v0
 	@$(BIN)/python manage.py ensure_admin
 	@$(BIN)/python manage.py seed_demo
@@ -49,7 +59,7 @@ run: install
 	@echo
 	@$(BIN)/honcho start -f Procfile
 
-test: install-dev browser-deps
+test: install-dev sandbox-deps browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-dev

@@ -28,12 +28,14 @@ class GradingEnv:
     """What graders may need from outside: judge endpoints and the python sandbox pool.
 
     Deterministic graders ignore it. `sandbox=None` means the process-wide default pool,
-    `judges=None` the process-wide default registry.
+    `judges=None` the process-wide default registry. `scope` names who is grading (a
+    project, a training run): python workers are never shared between scopes.
     """
 
     judges: JudgeRegistry | None = None
     sandbox: SandboxPool | None = None
     max_workers: int | None = None
+    scope: str | None = None
 
     def judge_registry(self) -> JudgeRegistry:
         from .judges import default_judges

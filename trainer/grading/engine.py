@@ -83,9 +83,12 @@ def get_compiled_grader(grader: Any) -> CompiledGrader:
 
 
 def _env(
-    judges: JudgeRegistry | None, sandbox: SandboxPool | None, max_workers: int | None = None
+    judges: JudgeRegistry | None,
+    sandbox: SandboxPool | None,
+    max_workers: int | None = None,
+    scope: str | None = None,
 ) -> GradingEnv:
-    return GradingEnv(judges=judges, sandbox=sandbox, max_workers=max_workers)
+    return GradingEnv(judges=judges, sandbox=sandbox, max_workers=max_workers, scope=scope)
 
 
 def _invalid(grader: Any, error: GraderValidationError) -> GradeResult:
@@ -101,13 +104,15 @@ def run_grader(
     *,
     judges: JudgeRegistry | None = None,
     sandbox: SandboxPool | None = None,
+    scope: str | None = None,
 ) -> GradeResult:
     """Grade one sample. Never raises: problems become error flags and reward 0.
 
     `sample` is the model's text or `{"output_text", "output_json"?}`; `item` is the task
     row whose fields templates reach as `{{item.x}}`. `judges` supplies model-grader
     endpoints (default: the process-wide registry); `sandbox` a python pool (default: the
-    shared one).
+    shared one); `scope` who grades (e.g. "project:12"): python graders of different scopes
+    never share a worker process, so pass it whenever code of several projects may run.
     """
     compiled = _compile_cached(grader)
     if isinstance(compiled, GraderValidationError):
@@ -117,9 +122,9 @@ def run_grader(
     elif not isinstance(item, dict):
         error = GradingError(OTHER_ERROR, f"item must be an object, got {type(item).__name__}")
         return failed_result(error, name=compiled.name, type_=compiled.type_name)
-    if judges is None and sandbox is None:
+    if judges is None and sandbox is None and scope is None:
         return compiled.grade(sample, item)
-    return compiled.grade(sample, item, _env(judges, sandbox))
+    return compiled.grade(sample, item, _env(judges, sandbox, scope=scope))
 
 
 def grade_batch(
@@ -130,12 +135,14 @@ def grade_batch(
     max_workers: int | None = None,
     judges: JudgeRegistry | None = None,
     sandbox: SandboxPool | None = None,
+    scope: str | None = None,
 ) -> list[GradeResult]:
     """Grade many samples (one item per sample), in the order given.
 
     Cheap deterministic graders run in a plain loop; python graders fan out over the
     sandbox pool; model judges get their prompts in batches (local model) or concurrent
-    requests (endpoint). `max_workers` caps the threads used for fanning out.
+    requests (endpoint). `max_workers` caps the threads used for fanning out; `scope` as in
+    `run_grader`.
     """
     if len(samples) != len(items):
         raise ValueError(f"got {len(samples)} samples but {len(items)} items")
@@ -143,7 +150,7 @@ def grade_batch(
     if isinstance(compiled, GraderValidationError):
         return [_invalid(grader, compiled) for _ in samples]
     clean_items = [item if isinstance(item, dict) else {} for item in items]
-    results = compiled.grade_many(list(samples), clean_items, _env(judges, sandbox, max_workers))
+    results = compiled.grade_many(list(samples), clean_items, _env(judges, sandbox, max_workers, scope))
     for index, item in enumerate(items):
         if item is not None and not isinstance(item, dict):
             error = GradingError(OTHER_ERROR, f"item must be an object, got {type(item).__name__}")

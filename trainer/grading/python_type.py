@@ -28,8 +28,9 @@ class PythonGrader(CompiledGrader):
     """`python`: `source` defines `grade(sample, item)` returning a number.
 
     `sample` is `{"output_text": str, "output_json": object or None}`, `item` the task row.
-    The code runs in an isolated worker process (no network, no files outside its temp
-    folder, memory and time limits). An exception, a timeout or a non-number scores 0 with
+    The code runs in a kernel-confined worker process (bubblewrap: no network, no files but
+    the interpreter and a private scratch folder, an unprivileged uid, seccomp, memory and
+    time limits; see `isolation.py`). An exception, a timeout or a non-number scores 0 with
     `python_grader_runtime_error` / `python_grader_server_error` and the details.
     """
 
@@ -84,7 +85,7 @@ class PythonGrader(CompiledGrader):
         return env.sandbox_pool().size
 
     def evaluate(self, sample: Sample, item: dict[str, Any], env: GradingEnv) -> GradeResult:
-        reply = env.sandbox_pool().run(self.source, sample.to_dict(), item)
+        reply = env.sandbox_pool().run(self.source, sample.to_dict(), item, scope=env.scope)
         if reply.ok:
             assert reply.reward is not None
             return GradeResult(reply.reward, self.name, self.type_name, logs=reply.logs or None)

@@ -1,40 +1,40 @@
-"""Runs untrusted `grade(sample, item)` code in pooled, reused worker processes.
+"""Runs untrusted `grade(sample, item)` code in pooled, reused, kernel-confined workers.
 
-Defence in layers (each catches what the one before might miss):
-1. a separate process (`_sandbox_worker.py`) started with `python -I`, a scrubbed
-   environment, a throwaway working directory and no inherited file descriptors;
-2. a new network namespace (no interfaces) when the kernel lets us create one;
-3. an unprivileged user (`nobody`) when we run as root and the interpreter is readable
-   by others;
-4. rlimits: address space, lifetime CPU, file size, open files, no child processes;
-5. an audit hook: no sockets, processes, ctypes or signals; files only inside the
-   working directory, plus read-only access to the standard library and site-packages;
-6. the parent's wall-clock timeout: a worker that overruns is killed and replaced.
+The boundary is the operating system's, built by bubblewrap (see `isolation.py`): private
+mount/pid/network namespaces, an unprivileged uid without capabilities, seccomp, rlimits.
+This module manages the processes: start, reuse, time out, kill.
 
-Workers are bound to one grader source (by hash): a worker only ever runs the code it
-first compiled, so one author's code cannot leave traps for another's (monkey-patched
-modules, stray threads, forged replies). A pool of warm workers per source makes a
-trivial grade a pipe round-trip (~0.1 ms) instead of a process start (~50 ms).
+- Workers are bound to one scope (a project, a training run) and one grader source: a
+  worker only ever runs the code it first compiled, for the scope it was started for, so
+  state one call leaves behind (module globals, files in its tmpfs) never reaches another
+  project or another grader version.
+- A worker whose call leaves threads or other processes behind is killed, not reused.
+- A call that overruns its wall-clock budget gets its worker killed (bubblewrap's
+  --die-with-parent takes the whole namespace down with it) and replaced.
+A pool of warm workers per source makes a trivial grade a pipe round-trip (~0.1 ms)
+instead of a sandbox start (~50-100 ms).
 """
 
 from __future__ import annotations
 
 import atexit
+import fcntl
 import hashlib
 import json
 import os
 import secrets
 import select
-import shutil
+import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .isolation import SandboxUnavailable, build_command, scrubbed_env
 
 MAX_SOURCE_BYTES = 256 * 1024
 MAX_REPLY_BYTES = 1024 * 1024
@@ -50,19 +50,18 @@ class SandboxLimits:
     memory_mb: int = 512  # RLIMIT_AS
     cpu_lifetime_s: int = 600  # RLIMIT_CPU over a worker's life; retired at half of it
     file_size_mb: int = 64  # RLIMIT_FSIZE
+    workdir_mb: int = 64  # size of the private tmpfs (working directory and /tmp)
     max_open_files: int = 64  # RLIMIT_NOFILE
     output_cap: int = 16 * 1024  # characters of stdout/stderr kept per grade (the rest is cut)
     max_output_chars: int = 1024 * 1024  # printing more than this fails the grade
     max_tasks_per_worker: int = 10_000  # recycle to bound slow leaks
     startup_timeout_s: float = 30.0
-    drop_privileges: bool = True
-    isolate_network: bool = True
 
 
 @dataclass
 class SandboxReply:
     """Outcome of one call. `kind` on failure: runtime, compile, timeout, server, too_large,
-    output (printed more than `max_output_chars`)."""
+    output (printed more than `max_output_chars`), unavailable (no sandbox on this machine)."""
 
     ok: bool
     reward: float | None = None
@@ -83,9 +82,8 @@ class SandboxError(Exception):
 @dataclass(eq=False)
 class _Worker:
     process: subprocess.Popen[bytes]
-    workdir: str
     isolation: dict[str, Any]
-    source_hash: str | None = None
+    key: str | None = None
     tasks: int = 0
     cpu_s: float = 0.0
     busy: bool = False
@@ -93,26 +91,15 @@ class _Worker:
     started: float = field(default_factory=time.monotonic)
 
 
-def source_hash(source: str) -> str:
-    return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _scrubbed_env(workdir: str) -> dict[str, str]:
-    """Nothing from our environment: no DJANGO_*, SECRET_*, DATABASE_URL, API keys."""
-    return {
-        "PATH": "/usr/bin:/bin",
-        "HOME": workdir,
-        "TMPDIR": workdir,
-        "LANG": "C.UTF-8",
-        # One thread per math library: threads are refused (RLIMIT_NPROC) anyway.
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-    }
+def source_hash(source: str, scope: str | None = None) -> str:
+    """The key a worker is bound to: the grader's source within one scope."""
+    digest = hashlib.sha256((scope or "").encode("utf-8", "surrogatepass") + b"\0")
+    digest.update(source.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 class SandboxPool:
-    """A thread-safe pool of sandbox workers. Use `run(source, sample, item)`."""
+    """A thread-safe pool of sandbox workers. Use `run(source, sample, item, scope=...)`."""
 
     def __init__(
         self,
@@ -130,6 +117,7 @@ class SandboxPool:
         self._spawning = 0
         self._closed = False
         self._cond = threading.Condition()
+        self._last_isolation: dict[str, Any] = {}
         self.spawned = 0  # workers started over the pool's life (tests and benchmarks read it)
 
     # -- public -------------------------------------------------------------------------
@@ -140,27 +128,28 @@ class SandboxPool:
         sample: dict[str, Any],
         item: dict[str, Any],
         *,
+        scope: str | None = None,
         timeout_s: float | None = None,
     ) -> SandboxReply:
-        """Run `grade(sample, item)` from `source` in a worker; never raises for user faults."""
+        """Run `grade(sample, item)` from `source` in a worker of `scope`; never raises for
+        user faults. Callers pass one scope per project (or training run): workers never
+        serve two scopes."""
         if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
             return SandboxReply(
                 False, kind="too_large", error=f"source is over {MAX_SOURCE_BYTES // 1024} kB"
             )
-        digest = source_hash(source)
+        key = source_hash(source, scope)
         try:
-            request = json.dumps({"hash": digest, "sample": sample, "item": item})
+            request = json.dumps({"hash": key, "sample": sample, "item": item})
         except (TypeError, ValueError) as exc:
             return SandboxReply(False, kind="server", error=f"sample or item is not JSON: {exc}")
         for attempt in range(2):
-            worker = self._acquire(digest)
+            worker = self._acquire(key)
             if isinstance(worker, SandboxReply):
                 return worker
             warm = worker.tasks > 0
             try:
-                reply = self._call(
-                    worker, digest, source, request, timeout_s or self.limits.timeout_s
-                )
+                reply = self._call(worker, source, request, timeout_s or self.limits.timeout_s)
             finally:
                 self._release(worker)
             # A warm worker that vanished (killed while idle) says nothing about this code:
@@ -170,7 +159,7 @@ class SandboxPool:
         return reply
 
     def shutdown(self) -> None:
-        """Kill every worker and remove their directories. The pool refuses work afterwards."""
+        """Kill every worker. The pool refuses work afterwards."""
         with self._cond:
             self._closed = True
             workers, self._workers = self._workers, []
@@ -179,11 +168,12 @@ class SandboxPool:
             self._kill(worker)
 
     def isolation(self) -> dict[str, Any]:
-        """What the last started worker reported about its isolation (for the admin page)."""
+        """What the last started worker saw of its confinement (uid, seccomp, pid, ...)."""
         with self._cond:
-            return dict(self._workers[-1].isolation) if self._workers else {}
+            return dict(self._last_isolation)
 
     def worker_pids(self) -> list[int]:
+        """The bubblewrap processes (each holds one worker's namespaces)."""
         with self._cond:
             return [w.process.pid for w in self._workers]
 
@@ -195,8 +185,8 @@ class SandboxPool:
 
     # -- worker lifecycle -----------------------------------------------------------------
 
-    def _acquire(self, digest: str) -> _Worker | SandboxReply:
-        """A worker bound to `digest`, binding a free one or replacing an idle stranger."""
+    def _acquire(self, key: str) -> _Worker | SandboxReply:
+        """A worker bound to `key`, binding a free one or replacing an idle stranger."""
         with self._cond:
             while True:
                 if self._closed:
@@ -207,17 +197,17 @@ class SandboxPool:
                     self._workers.remove(gone)  # died while idle (e.g. the OOM killer): replace
                     threading.Thread(target=self._kill, args=(gone,), daemon=True).start()
                 idle = [w for w in self._workers if not w.busy]
-                mine = next((w for w in idle if w.source_hash == digest), None)
-                unbound = next((w for w in idle if w.source_hash is None), None)
+                mine = next((w for w in idle if w.key == key), None)
+                unbound = next((w for w in idle if w.key is None), None)
                 chosen = mine or unbound
                 if chosen is not None:
-                    chosen.busy, chosen.source_hash = True, digest
+                    chosen.busy, chosen.key = True, key
                     return chosen
                 if len(self._workers) + self._spawning < self.size:
                     self._spawning += 1
                     break
-                has_own = any(w.source_hash == digest for w in self._workers)
-                stranger = next((w for w in idle if w.source_hash != digest), None)
+                has_own = any(w.key == key for w in self._workers)
+                stranger = next((w for w in idle if w.key != key), None)
                 if stranger is not None and not has_own:
                     self._workers.remove(stranger)
                     self._spawning += 1
@@ -226,18 +216,20 @@ class SandboxPool:
                 self._cond.wait()
         try:
             worker = self._spawn()
-        except SandboxError as exc:
+        except (SandboxError, SandboxUnavailable) as exc:
             with self._cond:
                 self._spawning -= 1
                 self._cond.notify_all()
-            return SandboxReply(False, kind="server", error=str(exc))
+            kind = "unavailable" if isinstance(exc, SandboxUnavailable) else "server"
+            return SandboxReply(False, kind=kind, error=str(exc))
         with self._cond:
             self._spawning -= 1
-            worker.busy, worker.source_hash = True, digest
+            worker.busy, worker.key = True, key
             if self._closed:
                 self._kill(worker)
                 return SandboxReply(False, kind="server", error="the sandbox pool is shut down")
             self._workers.append(worker)
+            self._last_isolation = dict(worker.isolation)
         return worker
 
     def _release(self, worker: _Worker) -> None:
@@ -257,40 +249,44 @@ class SandboxPool:
 
     def _spawn(self) -> _Worker:
         limits = self.limits
-        workdir = tempfile.mkdtemp(prefix="rft-grader-")
         config = {
-            "workdir": workdir,
             "memory_mb": limits.memory_mb,
             "cpu_lifetime_s": limits.cpu_lifetime_s,
             "file_size_mb": limits.file_size_mb,
             "max_open_files": limits.max_open_files,
             "output_cap": limits.output_cap,
-            "drop_privileges": limits.drop_privileges,
-            "isolate_network": limits.isolate_network,
         }
+        launch = build_command(self.python, _WORKER_SCRIPT.read_bytes(), [json.dumps(config)],
+                               workdir_mb=limits.workdir_mb)
         try:
             process = subprocess.Popen(
-                [self.python, "-I", "-B", str(_WORKER_SCRIPT), json.dumps(config)],
+                launch.argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                cwd=workdir,
-                env=_scrubbed_env(workdir),
-                close_fds=True,
+                stderr=subprocess.PIPE,  # bwrap's own complaints, read if the start fails
+                env=scrubbed_env(),
+                pass_fds=launch.pass_fds,
                 bufsize=0,
                 start_new_session=True,  # a Ctrl-C in the terminal is for us, not them
             )
         except OSError as exc:
-            shutil.rmtree(workdir, ignore_errors=True)
             raise SandboxError("server", f"could not start a sandbox worker: {exc}") from None
-        worker = _Worker(process, workdir, {})
+        finally:
+            launch.close()
+        worker = _Worker(process, {})
         self.spawned += 1
         try:
             hello = self._read(worker, time.monotonic() + limits.startup_timeout_s)
         except SandboxError as exc:
+            detail = _stderr_tail(process)
             self._kill(worker)
-            raise SandboxError("server", f"sandbox worker failed to start: {exc}") from None
+            raise SandboxError(
+                "server", f"sandbox worker failed to start: {exc}{': ' + detail if detail else ''}"
+            ) from None
         worker.isolation = hello.get("isolation", {})
+        if not worker.isolation.get("uid") or not worker.isolation.get("seccomp"):
+            self._kill(worker)  # never run user code in a worker that is not confined
+            raise SandboxError("server", f"sandbox worker is not confined: {worker.isolation}")
         return worker
 
     def _kill(self, worker: _Worker) -> None:
@@ -298,26 +294,23 @@ class SandboxPool:
         process = worker.process
         if process.poll() is None:
             try:
-                process.kill()
+                process.kill()  # bwrap; --die-with-parent takes the namespace with it
             except OSError:
                 pass
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
-        for stream in (process.stdin, process.stdout):
+        for stream in (process.stdin, process.stdout, process.stderr):
             try:
                 if stream:
                     stream.close()
             except OSError:
                 pass
-        shutil.rmtree(worker.workdir, ignore_errors=True)
 
     # -- one request ----------------------------------------------------------------------
 
-    def _call(
-        self, worker: _Worker, digest: str, source: str, request: str, timeout_s: float
-    ) -> SandboxReply:
+    def _call(self, worker: _Worker, source: str, request: str, timeout_s: float) -> SandboxReply:
         nonce = secrets.token_hex(8)
         # Splice the id (and the source on first use) into the pre-serialised request.
         extra = f'"id": "{nonce}", '
@@ -340,6 +333,9 @@ class SandboxPool:
             return SandboxReply(False, kind="server", error="the worker answered out of turn")
         worker.tasks += 1
         worker.cpu_s = float(reply.get("cpu_s") or 0.0)
+        leftovers = reply.get("leftovers") or {}
+        if not isinstance(leftovers, dict) or any(leftovers.values()):
+            worker.dead = True  # threads or processes outlived the call: never reuse
         logs = reply.get("logs") or ""
         printed = int(reply.get("output_chars") or 0)
         if printed > self.limits.max_output_chars:
@@ -409,14 +405,25 @@ class SandboxPool:
         return message
 
 
+def _stderr_tail(process: subprocess.Popen[bytes], limit: int = 2000) -> str:
+    """What bwrap or the interpreter printed before dying (without ever blocking)."""
+    stream = process.stderr
+    if stream is None:
+        return ""
+    try:
+        fcntl.fcntl(stream.fileno(), fcntl.F_SETFL, os.O_NONBLOCK)
+        data = stream.read(limit) or b""
+    except (OSError, ValueError):
+        return ""
+    return data.decode("utf-8", "replace").strip()
+
+
 def _exit_reason(worker: _Worker) -> str:
     try:
         code = worker.process.wait(timeout=1)
     except subprocess.TimeoutExpired:
         return "still running"
     if code < 0:
-        import signal
-
         name = (
             signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
         )
