@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +102,8 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
     hooks = hooks or Hooks()
     resume_from = resume_from or config.resume_from
     _check_tasks(tasks)
-    grade, grader_name = _make_grade_fn(grader)
+    # python graders of this run get sandbox workers no other run (or project) shares
+    grade, grader_name = _make_grade_fn(grader, scope=f"run:{uuid.uuid4().hex}")
     out_dir = Path(config.output_dir)
     n_train = len(tasks.train)
     total_steps = config.total_steps(n_train)
@@ -503,7 +505,7 @@ def _check_tasks(tasks: Tasks) -> None:
                 raise TaskError(f"{split} task {i}: every message needs a `role`")
 
 
-def _make_grade_fn(grader):
+def _make_grade_fn(grader, scope: str | None = None):
     """A function (sample, item) -> Graded, never raising, and the grader's display name."""
     if isinstance(grader, dict):
         from trainer.grading import run_grader  # imported lazily: a separate component
@@ -511,7 +513,7 @@ def _make_grade_fn(grader):
         name = str(grader.get("name") or grader.get("type") or "grader")
 
         def call(sample, item):
-            return run_grader(grader, sample, item)
+            return run_grader(grader, sample, item, scope=scope)
     elif callable(grader):
         name = getattr(grader, "__name__", None) or type(grader).__name__
         call = grader

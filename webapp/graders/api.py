@@ -85,7 +85,8 @@ def grader_run(request):
     if reference is not None and "reference_answer" not in item:
         item = {**item, "reference_answer": reference}  # older SDKs sent it beside the item
     sync_judges()
-    return Response(run_grader(grader, sample, item).to_openai())
+    scope = services.grading_scope(user_id=request.user.pk)  # the caller's own, whatever the project
+    return Response(run_grader(grader, sample, item, scope=scope).to_openai())
 
 
 # --- saved graders --------------------------------------------------------------------------

@@ -23,6 +23,12 @@ from .models import CheckStatus, Grader, GraderCheck
 log = logging.getLogger(__name__)
 
 
+def grading_scope(*, project_id: int | None = None, user_id: int | None = None) -> str:
+    """Who is grading, for the python sandbox: workers never serve two scopes, so one
+    project's grader code never sees state left by another project's."""
+    return f"project:{project_id}" if project_id is not None else f"user:{user_id}"
+
+
 def grader_validate_spec(spec) -> dict:
     """The normalised grader JSON, or a ValidationError naming the field path."""
     try:
@@ -179,7 +185,8 @@ def grader_check_run(*, check: GraderCheck) -> GraderCheck:
         rows = tasks.values_list("pk", "position", "split", "data").iterator(chunk_size=2000)
         for chunk in _chunks(rows, CHECK_CHUNK):
             samples = [reference_sample(data.get("reference_answer", "")) for _, _, _, data in chunk]
-            results = grade_batch(spec, samples, [data for _, _, _, data in chunk])
+            results = grade_batch(spec, samples, [data for _, _, _, data in chunk],
+                                  scope=grading_scope(project_id=check.grader.project_id))
             for (pk, position, split, data), result in zip(chunk, results, strict=True):
                 rewards.append(round(result.reward, 4))
                 if result.reward >= FULL_MARKS - 1e-9 and result.ok:

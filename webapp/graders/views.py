@@ -284,7 +284,8 @@ def grader_try(request, access: ProjectAccess, pk: str):
     result, rows = None, []
     if form.is_valid():
         sync_judges()
-        result = run_grader(grader.spec, form.cleaned_data["sample"], form.item())
+        result = run_grader(grader.spec, form.cleaned_data["sample"], form.item(),
+                            scope=services.grading_scope(project_id=access.project.pk))
         names = {r["key"]: r["name"] for r in _criteria_rows(grader)}
         subs = result.sub_results or {result.name: result}
         rows = [{"key": key, "name": names.get(key, sub.name or key), "reward": sub.reward,

@@ -18,6 +18,7 @@ from django.db import transaction
 from webapp.datasets.importers import prompt_text
 from webapp.datasets.models import Dataset, Split
 from webapp.graders.judges import sync_judges
+from webapp.graders.services import grading_scope
 
 from .models import RunMetric, RunPreflight
 
@@ -65,9 +66,14 @@ def _set(pre: RunPreflight, **fields) -> None:
 
 def preflight_execute(*, preflight_id: int) -> None:
     from trainer.config import TrainConfig
-    from trainer.grading import grade_batch
+    from trainer.grading import grade_batch as grade_all
 
     pre = RunPreflight.objects.select_related("dataset").get(pk=preflight_id)
+    scope = grading_scope(project_id=pre.project_id)
+
+    def grade_batch(spec, samples, items):
+        return grade_all(spec, samples, items, scope=scope)
+
     sync_judges()
     _set(pre, status="running", progress="Grading the reference answers…")
     results: dict = {}

@@ -98,3 +98,21 @@ def test_openai_sdk_validate_and_run_against_live_server(live_server, project_wi
     with pytest.raises(BadRequestError) as info:
         graders.validate(grader={**EXACT, "operation": "equals"})
     assert "operation" in info.value.message
+
+
+def test_python_graders_of_two_teams_never_share_a_worker(project_with_roles, api_client_for):
+    """Identical source from two teams: the second never sees what the first one's items left
+    in module state (the old pool bound warm workers to the source alone)."""
+    from webapp.projects.models import Project
+
+    project, users = project_with_roles
+    ours = api_client_for(users["editor"], project)
+    theirs = api_client_for(users["outsider"], Project.objects.get(name="Other team"))
+    source = ("SEEN = []\ndef grade(sample, item):\n    SEEN.extend(item.values())\n"
+              "    print(SEEN)\n    return len(SEEN) / 10\n")
+    grader = {"type": "python", "name": "spy", "source": source}
+    body = {"grader": grader, "model_sample": "x", "item": {"client_ssn": "078-05-1120"}}
+    assert post(ours, "/v1/fine_tuning/alpha/graders/run", body).json()["reward"] == 0.1
+    assert post(ours, "/v1/fine_tuning/alpha/graders/run", body).json()["reward"] == 0.2
+    spied = post(theirs, "/v1/fine_tuning/alpha/graders/run", {**body, "item": {}}).json()
+    assert spied["reward"] == 0.0 and "078-05-1120" not in str(spied), spied
