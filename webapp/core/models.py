@@ -7,6 +7,8 @@ class WorkerPing(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     answered_at = models.DateTimeField(null=True, blank=True)
     worker_hostname = models.CharField(max_length=255, blank=True)
+    # The answering worker's python-grader sandbox: trainer.grading.isolation.sandbox_status()
+    sandbox = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

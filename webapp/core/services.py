@@ -3,6 +3,8 @@ import socket
 from django.db import transaction
 from django.utils import timezone
 
+from trainer.grading.isolation import sandbox_status
+
 from .models import WorkerPing
 
 
@@ -19,5 +21,6 @@ def worker_ping_send() -> WorkerPing:
 def worker_ping_answer(*, ping: WorkerPing, hostname: str | None = None) -> WorkerPing:
     ping.answered_at = timezone.now()
     ping.worker_hostname = hostname or socket.gethostname()
-    ping.save(update_fields=["answered_at", "worker_hostname"])
+    ping.sandbox = sandbox_status()
+    ping.save(update_fields=["answered_at", "worker_hostname", "sandbox"])
     return ping

@@ -3,6 +3,8 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from trainer.grading.isolation import sandbox_status
+
 from .models import WorkerPing
 from .services import worker_ping_send
 
@@ -22,7 +24,8 @@ def not_found(request, exception=None):
 @require_GET
 @staff_member_required
 def system_status(request):
-    return render(request, "core/system.html", {"pings": WorkerPing.objects.all()[:10]})
+    return render(request, "core/system.html", {"pings": WorkerPing.objects.all()[:10],
+                                                "sandbox": sandbox_status()})
 
 
 @require_POST

@@ -1,6 +1,7 @@
 """The task queue for real: a worker process on the configured broker answers a ping by
 writing to the database (the embedded filesystem broker by default, Redis in CI's 2nd pass)."""
 
+import os
 import time
 
 import pytest
@@ -40,3 +41,24 @@ def test_system_page_ping_round_trip(tmp_path, client, django_user_model):
         ping = WorkerPing.objects.get()
         url = reverse("system_ping_status", args=[ping.pk])
         assert wait_for(lambda: "answered" in client.get(url, headers={"HX-Request": "true"}).content.decode())
+    answer = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    expected_user = "dedicated uid" if os.geteuid() == 0 else "user namespace"
+    assert "Python graders: ready" in answer and expected_user in answer  # the worker's own sandbox
+    assert WorkerPing.objects.get().sandbox["available"] is True
+
+
+@pytest.mark.django_db
+def test_system_page_says_when_python_graders_cannot_run(client, django_user_model, monkeypatch):
+    from trainer.grading import isolation
+
+    staff = django_user_model.objects.create_user("ops", password="x", is_staff=True)
+    client.force_login(staff)
+    assert "Python graders: ready" in client.get(reverse("system_status")).content.decode()
+    monkeypatch.setenv("PATH", "/nonexistent")
+    isolation._tools.cache_clear()
+    try:
+        page = client.get(reverse("system_status")).content.decode()
+    finally:
+        monkeypatch.undo()
+        isolation._tools.cache_clear()
+    assert "Python graders cannot run" in page and "apt-get install bubblewrap" in page
