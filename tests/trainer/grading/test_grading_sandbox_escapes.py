@@ -397,3 +397,60 @@ def test_concurrent_scopes_do_not_block_each_other(pool: SandboxPool) -> None:
     for thread in threads:
         thread.join(30)
     assert results == {f"project:{i}": 0.5 for i in range(4)}
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/usr/bin/python3"),
+                    reason="needs root to start a non-root studio, and /usr/bin/python3")
+def test_a_studio_that_is_not_root_confines_graders_too() -> None:
+    """Workers running as an ordinary user: bwrap's user namespace, same boundary."""
+    import shutil as sh
+    import subprocess
+    import tempfile
+
+    import pyseccomp
+
+    from trainer.grading import sandbox
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="nonroot-studio-", dir="/tmp"))  # pytest's is 0700
+    try:
+        _run_as_ordinary_user(tmp_path, sandbox, pyseccomp, sh, subprocess)
+    finally:
+        sh.rmtree(tmp_path, ignore_errors=True)
+
+
+def _run_as_ordinary_user(tmp_path: Path, sandbox, pyseccomp, sh, subprocess) -> None:
+    package = tmp_path / "sbx"
+    package.mkdir()
+    for module in (sandbox.__file__, iso.__file__, sandbox._WORKER_SCRIPT):
+        sh.copy(module, package)
+    (package / "__init__.py").write_text("")
+    sh.copy(pyseccomp.__file__, tmp_path)
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from sbx.sandbox import SandboxPool, SandboxLimits\n"
+        "source = ('import ctypes, os\\ndef grade(s, i):\\n'\n"
+        "          '    return ctypes.CDLL(None).unshare(0x10000000)\\n')\n"
+        "def host_uids(pid):\n"
+        "    kids = open(f'/proc/{pid}/task/{pid}/children').read().split()\n"
+        "    own = [l.split()[1] for l in open(f'/proc/{pid}/status') if l.startswith('Uid:')]\n"
+        "    return own + [u for k in kids for u in host_uids(int(k))]\n"
+        "with SandboxPool(1, SandboxLimits(timeout_s=10), python='/usr/bin/python3') as pool:\n"
+        "    reply = pool.run(source, {}, {})\n"
+        "    print(json.dumps({'reward': reply.reward, 'error': reply.error,\n"
+        "                      'uids': host_uids(pool.worker_pids()[0]), 'isolation': pool.isolation()}))\n"
+    )
+    for path in [tmp_path, *tmp_path.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    done = subprocess.run(["/usr/bin/python3", str(script)], user=65532, group=65532, extra_groups=[],
+                          capture_output=True, text=True, cwd="/", timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    out = __import__("json").loads(done.stdout.strip().splitlines()[-1])
+    if out["error"] and "namespace" in out["error"]:
+        pytest.skip(f"unprivileged user namespaces are off here: {out['error']}")
+    assert out["reward"] == -1.0, out  # unshare(CLONE_NEWUSER) refused: --disable-userns + seccomp
+    assert set(out["uids"]) == {"65532"}, out  # on the host every process is the studio's uid
+    isolation = out["isolation"]
+    assert isolation["uid"] == 65534 and isolation["pid"] == 2 and isolation["seccomp"] is True
+    assert isolation["capabilities"] == "0000000000000000"
