@@ -51,6 +51,7 @@ browser-deps:
 
 run: install sandbox-deps
 	@$(BIN)/python manage.py migrate --noinput -v0
+	@$(BIN)/python manage.py collectstatic --noinput -v0
 	@$(BIN)/python manage.py ensure_admin
 	@$(BIN)/python manage.py seed_demo
 	@echo

@@ -134,7 +134,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# --- Static files: served by the app itself (whitenoise); plotly.js from the plotly package ---
+# --- Static files: served by the app itself (whitenoise), compressed, hashed names cached ---
 STATIC_URL = "static/"
 STATIC_ROOT = STUDIO_DATA_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)
@@ -142,13 +142,14 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
-    "webapp.core.staticfinders.PlotlyFinder",
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "webapp.core.storage.StudioStaticStorage"},
 }
-WHITENOISE_USE_FINDERS = True  # `make run` works before collectstatic has ever run
+WHITENOISE_USE_FINDERS = True  # works before collectstatic has ever run (tests, by hand)
+WHITENOISE_AUTOREFRESH = False  # index the files once at start, not on every request
+WHITENOISE_MAX_AGE = 300  # plain names; hashed names are cached for a year (immutable)
 
 # --- Uploads ---
 STUDIO_MAX_UPLOAD_BYTES = env_int("STUDIO_MAX_UPLOAD_MB", 100) * 1024 * 1024

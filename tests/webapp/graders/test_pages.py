@@ -74,7 +74,7 @@ def test_reference_check_lists_failing_tasks_and_criteria(grader, dataset, edito
     assert "Number is correct</strong>" not in failing
     assert '<script id="check-rewards" type="application/json">[1.0, 1.0' in body  # json_script, for plotly
     page = viewer.get(reverse("graders:detail", args=[slug, grader.pk])).content.decode()
-    assert "vendor/plotly.min.js" in page and 'id="check-histogram"' in page
+    assert "vendor/plotly-cartesian.min.js" in page and 'id="check-histogram"' in page
 
 
 def test_slow_graders_are_checked_by_a_worker(dataset, editor, viewer, monkeypatch, django_capture_on_commit_callbacks):

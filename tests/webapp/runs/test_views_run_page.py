@@ -35,7 +35,7 @@ def test_running_run_page_shows_progress_eta_charts_and_buttons(world, client_fo
     assert reverse("runs:cancel", kwargs={"slug": project.slug, "pk": run.pk}) in body
     assert reverse("runs:resume", kwargs={"slug": project.slug, "pk": run.pk}) not in body
     assert 'id="run-chart-data" type="application/json"' in body
-    assert "vendor/plotly.min.js" in body and "js/runs.js" in body
+    assert "vendor/plotly-cartesian.min.js" in body and "js/runs.js" in body
     for chart in ("chart-reward", "chart-criteria", "chart-kl", "chart-entropy", "chart-length", "chart-time"):
         assert f'id="{chart}"' in body
     assert "Validated" in body  # the events log

@@ -1,0 +1,114 @@
+"""How fast each screen becomes usable in a real browser. Prints figures.
+
+    .venv/bin/python bench/page_load.py                  # 5 loads per page
+    .venv/bin/python bench/page_load.py --loads 10 --history 2000
+
+What it does, all on 127.0.0.1 in a fresh temporary data folder:
+
+1. builds the same project, dataset and run (`--history` steps of metrics and samples) as
+   `bench/run_page_load.py`, then runs `collectstatic` and starts gunicorn as `make run` does;
+2. opens headless Debian chromium (Playwright, no downloads) logged in as that user and
+   loads each screen `--loads` times in one browser context: the first load has a cold
+   cache, the others a warm one, as an expert clicking around has;
+3. for each load records, from the browser's own Navigation Timing: when the page was
+   interactive (DOM parsed, deferred scripts run: `domContentLoadedEventEnd`) and, on chart
+   pages, when the first plotly chart was drawn (a `.main-svg` element exists).
+
+"Interactive" is the later of the two. The target is under 1 s for every screen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from run_page_load import free_port, setup, wait_for  # noqa: E402
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+TIMING_JS = """() => {
+  const nav = performance.getEntriesByType('navigation')[0];
+  return {dcl: nav.domContentLoadedEventEnd, load: nav.loadEventEnd,
+          transferred: performance.getEntriesByType('resource').reduce((a, r) => a + r.transferSize, nav.transferSize)};
+}"""
+
+
+def measure(page, url: str, chart: bool) -> dict:
+    page.goto(url, wait_until="load")
+    if chart:
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)
+        drawn = page.evaluate("() => performance.now()")
+    else:
+        drawn = 0.0
+    timing = page.evaluate(TIMING_JS)
+    return {"interactive_ms": max(timing["dcl"], drawn), "dcl_ms": timing["dcl"],
+            "chart_ms": drawn, "kb": timing["transferred"] / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--loads", type=int, default=5)
+    parser.add_argument("--history", type=int, default=500, help="steps of metrics the run already has")
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="page-load-"))
+    env = {**os.environ, "STUDIO_DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "webapp.settings"}
+    env.pop("DATABASE_URL", None)
+    info = setup(data_dir, args.history, args.history + 100)
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    port = free_port()
+    server = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "webapp.wsgi", "--bind", f"127.0.0.1:{port}",
+                               "--workers", "2", "--threads", "4"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(port)
+        base = f"http://127.0.0.1:{port}"
+        slug, run = info["slug"], info["run"]
+        from django.urls import reverse
+
+        screens = [
+            ("projects", reverse("projects:list"), False),
+            ("project", reverse("projects:detail", args=[slug]), False),
+            ("runs list", reverse("runs:list", args=[slug]), False),
+            ("run page", reverse("runs:detail", args=[slug, run]), True),
+            ("samples", reverse("runs:samples", args=[slug, run]), False),
+        ]
+        from playwright.sync_api import sync_playwright
+
+        rows = []
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_ARGS)
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.add_cookies([{"name": "sessionid", "value": info["session"], "url": base}])
+            page = context.new_page()
+            for name, path, chart in screens:
+                loads = [measure(page, base + path, chart) for _ in range(args.loads)]
+                warm = loads[1:] or loads
+                rows.append((name, loads[0], statistics.median(x["interactive_ms"] for x in warm),
+                             max(x["interactive_ms"] for x in warm), statistics.median(x["kb"] for x in warm)))
+            browser.close()
+        print(f"{'screen':<12} {'cold: interactive':>18} {'KB':>7} {'warm: median':>13} {'max':>7} {'KB':>6}")
+        for name, cold, median, worst, kb in rows:
+            print(f"{name:<12} {cold['interactive_ms']:>15.0f} ms {cold['kb']:>7.0f} {median:>10.0f} ms "
+                  f"{worst:>4.0f} ms {kb:>6.0f}")
+        slowest = max(r[2] for r in rows)
+        print(f"\nslowest warm screen: {slowest:.0f} ms (target < 1000 ms)")
+    finally:
+        server.terminate()
+        server.wait(10)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
