@@ -17,6 +17,7 @@ urlpatterns = [
     path("system/", core_views.system_status, name="system_status"),
     path("system/ping/", core_views.system_ping, name="system_ping"),
     path("system/ping/<int:pk>/", core_views.system_ping_status, name="system_ping_status"),
+    path("system/pings/", core_views.system_recent_pings, name="system_recent_pings"),
     path("healthz", core_views.healthz, name="healthz"),
     path("v1/", include("webapp.api_urls")),
     path("admin/", admin.site.urls),

@@ -4,7 +4,10 @@ from django.db import models
 class WorkerPing(models.Model):
     """A round trip through the task queue: proves a worker is consuming and can write rows."""
 
+    QUEUES = {"default": "Default queue (checks, pre-flight)", "training": "Training queue (runs)"}
+
     created_at = models.DateTimeField(auto_now_add=True)
+    queue = models.CharField(max_length=32, default="default", choices=list(QUEUES.items()))
     answered_at = models.DateTimeField(null=True, blank=True)
     worker_hostname = models.CharField(max_length=255, blank=True)
     # The answering worker's python-grader sandbox: trainer.grading.isolation.sandbox_status()

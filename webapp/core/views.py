@@ -6,7 +6,7 @@ from django.views.decorators.http import require_GET, require_POST
 from trainer.grading.isolation import sandbox_status
 
 from .models import WorkerPing
-from .services import worker_ping_send
+from .services import worker_pings_send
 
 
 @require_GET
@@ -31,17 +31,34 @@ def system_status(request):
 @require_POST
 @staff_member_required
 def system_ping(request):
-    ping = worker_ping_send()
+    pings = worker_pings_send()
     if request.htmx:
-        return render(request, "core/_ping.html", {"ping": ping})
+        response = render(request, "core/_pings.html", {"pings": pings})
+        response["HX-Trigger"] = "ping-sent"
+        return response
     return redirect("system_status")
+
+
+def _running_run(ping: WorkerPing):
+    """A training worker runs one run at a time: say which run it is busy with."""
+    if ping.answered_at or ping.queue != "training":
+        return None
+    from webapp.runs.models import Run, RunStatus
+
+    return Run.objects.filter(status=RunStatus.RUNNING).select_related("project").first()
+
+
+@require_GET
+@staff_member_required
+def system_recent_pings(request):
+    return render(request, "core/_recent_pings.html", {"pings": WorkerPing.objects.all()[:10]})
 
 
 @require_GET
 @staff_member_required
 def system_ping_status(request, pk: int):
     ping = get_object_or_404(WorkerPing, pk=pk)
-    response = render(request, "core/_ping.html", {"ping": ping})
+    response = render(request, "core/_ping.html", {"ping": ping, "busy_run": _running_run(ping)})
     if ping.answered_at:
         response["HX-Trigger"] = "ping-answered"
     return response

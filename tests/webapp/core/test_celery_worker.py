@@ -32,19 +32,33 @@ def test_worker_process_consumes_task_and_writes_row(tmp_path):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_system_page_ping_round_trip(tmp_path, client, django_user_model):
+def test_system_page_checks_the_default_and_the_training_queue(tmp_path, client, django_user_model):
     staff = django_user_model.objects.create_user("ops", password="x", is_staff=True)
     client.force_login(staff)
-    with running_worker(tmp_path):
-        response = client.post(reverse("system_ping"), headers={"HX-Request": "true"})
-        assert "Waiting for a worker" in response.content.decode()
-        ping = WorkerPing.objects.get()
-        url = reverse("system_ping_status", args=[ping.pk])
-        assert wait_for(lambda: "answered" in client.get(url, headers={"HX-Request": "true"}).content.decode())
-    answer = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    hx = {"HX-Request": "true"}
+    with running_worker(tmp_path, queues="default"):  # no training worker yet
+        response = client.post(reverse("system_ping"), headers=hx)
+        body = response.content.decode()
+        assert response["HX-Trigger"] == "ping-sent"  # the recent list refreshes at once
+        assert "Default queue (checks, pre-flight)" in body and "Training queue (runs)" in body and "waiting for a worker" in body
+        default, training = WorkerPing.objects.get(queue="default"), WorkerPing.objects.get(queue="training")
+        default_url = reverse("system_ping_status", args=[default.pk])
+        assert wait_for(lambda: "answered" in client.get(default_url, headers=hx).content.decode())
+        recent = client.get(reverse("system_recent_pings"), headers=hx).content.decode()
+        assert "answered by test-" in recent and "no answer yet" in recent and "none yet" not in recent
+    training_url = reverse("system_ping_status", args=[training.pk])
+    assert "waiting for a worker" in client.get(training_url, headers=hx).content.decode()
+    with running_worker(tmp_path, queues="training"):  # the trainer worker picks it up
+        assert wait_for(lambda: "answered" in client.get(training_url, headers=hx).content.decode())
+    answer = client.get(training_url, headers=hx).content.decode()
     expected_user = "dedicated uid" if os.geteuid() == 0 else "user namespace"
     assert "Python graders: ready" in answer and expected_user in answer  # the worker's own sandbox
-    assert WorkerPing.objects.get().sandbox["available"] is True
+    assert WorkerPing.objects.get(pk=training.pk).sandbox["available"] is True
+
+
+def test_admin_is_branded(admin_client):
+    page = admin_client.get("/admin/").content.decode()
+    assert "RFT Studio administration" in page and "Django administration" not in page
 
 
 @pytest.mark.django_db
