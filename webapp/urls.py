@@ -19,6 +19,7 @@ urlpatterns = [
     path("system/ping/<int:pk>/", core_views.system_ping_status, name="system_ping_status"),
     path("system/pings/", core_views.system_recent_pings, name="system_recent_pings"),
     path("healthz", core_views.healthz, name="healthz"),
+    path("favicon.ico", core_views.favicon, name="favicon"),
     path("v1/", include("webapp.api_urls")),
     path("admin/", admin.site.urls),
 ]

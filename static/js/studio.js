@@ -13,3 +13,23 @@ document.addEventListener("htmx:beforeRequest", (evt) => {
   const btn = evt.target.querySelector && evt.target.querySelector("button[type=submit]");
   if (btn && evt.target.id === "upload-form") btn.disabled = true;
 });
+// "Copy" buttons: <button data-copy="#element-id"> copies that element's text.
+document.addEventListener("click", async (evt) => {
+  const button = evt.target.closest && evt.target.closest("button[data-copy]");
+  if (!button) return;
+  const source = document.querySelector(button.dataset.copy);
+  const status = button.nextElementSibling && button.nextElementSibling.classList.contains("copy-status")
+    ? button.nextElementSibling : null;
+  const text = source ? source.textContent : "";
+  try {
+    await navigator.clipboard.writeText(text);
+    if (status) status.textContent = "Copied.";
+  } catch (err) {  // no clipboard permission (plain http on another host): select it instead
+    const range = document.createRange();
+    range.selectNodeContents(source);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    if (status) status.textContent = "Selected: press Ctrl+C (or ⌘C) to copy.";
+  }
+});

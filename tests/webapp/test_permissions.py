@@ -147,6 +147,7 @@ OTHER_URLS = {
     "accounts:api_keys": "accounts/test_api_keys.py", "accounts:api_key_revoke": "accounts/test_api_keys.py",
     "system_status": "test_system_pages_are_staff_only", "system_ping": "test_system_pages_are_staff_only",
     "system_ping_status": "test_system_pages_are_staff_only", "healthz": "test_login_required_everywhere",
+    "system_recent_pings": "test_system_pages_are_staff_only", "favicon": "test_login_required_everywhere",
 }
 
 
@@ -240,6 +241,7 @@ def test_login_required_everywhere(name, world, client):
     assert response.status_code == 302 and "/accounts/login/" in response.url
     assert client.get("/").status_code == 302
     assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/favicon.ico").status_code == 301  # public, like the static file it names
 
 
 def api_call(client, method, name, file_id, project, objs=None):
@@ -307,6 +309,7 @@ def test_system_pages_are_staff_only(client_for, make_user):
     ping = WorkerPing.objects.create()
     user, staff = make_user("plain"), make_user("staffer", is_staff=True)
     for url, method in [(reverse("system_status"), "get"), (reverse("system_ping"), "post"),
-                        (reverse("system_ping_status", args=[ping.pk]), "get")]:
+                        (reverse("system_ping_status", args=[ping.pk]), "get"),
+                        (reverse("system_recent_pings"), "get")]:
         assert getattr(client_for(user), method)(url).status_code == 302  # to the admin login
         assert getattr(client_for(staff), method)(url).status_code in (200, 302)

@@ -4,7 +4,9 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import services
+from webapp.projects.selectors import project_list_for_user
+
+from . import selectors, services
 from .forms import ApiKeyForm
 from .models import ApiKey
 
@@ -21,8 +23,11 @@ def api_keys(request):
             form.add_error("name", exc.messages)
         else:
             form = ApiKeyForm()
-    keys = ApiKey.objects.filter(user=request.user)
-    return render(request, "accounts/api_keys.html", {"form": form, "keys": keys, "new_key": new_key})
+    return render(request, "accounts/api_keys.html", {
+        "form": form, "keys": selectors.api_key_list(user=request.user), "new_key": new_key,
+        "projects": project_list_for_user(user=request.user),
+        "base_url": f"{request.scheme}://{request.get_host()}/v1",
+    })
 
 
 @require_POST

@@ -1,12 +1,19 @@
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.views.decorators.http import require_GET, require_POST
 
 from trainer.grading.isolation import sandbox_status
 
 from .models import WorkerPing
 from .services import worker_pings_send
+
+
+@require_GET
+def favicon(request):
+    """Browsers ask for /favicon.ico on pages without a <link rel=icon> (JSON, downloads)."""
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 @require_GET

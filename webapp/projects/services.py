@@ -5,9 +5,18 @@ from django.utils.text import slugify
 
 from .models import Membership, Project, Role
 
+SLUG_MAX = 32
+
 
 def _unique_slug(name: str) -> str:
-    base = slugify(name)[:120] or "project"
+    # Short enough for a readable URL: whole words up to 32 characters.
+    words = slugify(name).split("-")
+    base = ""
+    for word in words:
+        if base and len(base) + 1 + len(word) > SLUG_MAX:
+            break
+        base = f"{base}-{word}" if base else word[:SLUG_MAX]
+    base = base or "project"
     slug, n = base, 2
     while Project.objects.filter(slug=slug).exists():
         slug, n = f"{base}-{n}", n + 1

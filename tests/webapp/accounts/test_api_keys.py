@@ -11,7 +11,7 @@ def test_key_is_shown_once_stored_hashed_and_revocable(make_user, client_for):
     user = make_user("scripter")
     client = client_for(user)
     page = client.post(reverse("accounts:api_keys"), {"name": "laptop"}).content.decode()
-    raw = re.search(r'<pre class="key">(sk-rft-[\w-]+)</pre>', page).group(1)
+    raw = re.search(r'<pre class="key"[^>]*>(sk-rft-[\w-]+)</pre>', page).group(1)
     key = ApiKey.objects.get(user=user)
     assert key.key_hash == hash_key(raw) and raw not in key.key_hash and key.prefix == raw[:12]
     assert raw not in client.get(reverse("accounts:api_keys")).content.decode()  # never again
@@ -73,3 +73,14 @@ def test_ensure_admin_generates_and_prints_password(db, monkeypatch, capsys, dja
     call_command("ensure_admin")
     password = re.search(r"password (\S+) \(printed only this once\)", capsys.readouterr().out).group(1)
     assert django_user_model.objects.get(username="admin").check_password(password)
+
+
+def test_page_shows_the_project_header_and_ready_examples(make_user, client_for):
+    from webapp.projects.services import project_create
+
+    user = make_user("scripter")
+    project = project_create(name="Claims triage", owner=user)
+    page = client_for(user).get(reverse("accounts:api_keys")).content.decode()
+    assert f"<code>{project.slug}</code>" in page and "OpenAI-Project" in page
+    assert f'project="{project.slug}"' in page and "http://testserver/v1" in page
+    assert f'-H "OpenAI-Project: {project.slug}"' in page and "curl http://testserver/v1/fine_tuning/jobs" in page
