@@ -45,11 +45,14 @@ def project_create(request):
 @require_GET
 @project_view(Role.VIEWER)
 def project_detail(request, access: ProjectAccess):
+    from webapp.graders.selectors import grader_list
     from webapp.runs.selectors import run_list
 
+    datasets = dataset_list(project=access.project)
     return render(request, "projects/detail.html", {
-        "access": access, "project": access.project, "datasets": dataset_list(project=access.project),
+        "access": access, "project": access.project, "datasets": datasets,
         "latest_runs": run_list(project=access.project)[:3],
+        "has_datasets": datasets.exists(), "has_graders": grader_list(project=access.project).exists(),
     })
 
 

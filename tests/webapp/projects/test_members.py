@@ -61,10 +61,45 @@ def test_create_project_makes_creator_owner_with_unique_slug(client_for, make_us
 
 def test_project_page_shows_latest_runs_and_new_run_for_editors(project_with_roles, client_for, dataset):
     from tests.webapp.runs.factories import make_run
+    from webapp.graders.services import grader_create
 
     project, users = project_with_roles
     run = make_run(project, dataset, users["owner"], steps=2)
+    grader_create(project=project, name="Exact", user=None, dataset=dataset, spec={
+        "type": "string_check", "name": "exact", "operation": "eq",
+        "input": "{{sample.output_text}}", "reference": "{{item.reference_answer}}"})
     editor_page = client_for(users["editor"]).get(reverse("projects:detail", args=[project.slug])).content.decode()
     assert reverse("runs:detail", args=[project.slug, run.pk]) in editor_page and "New run" in editor_page
     viewer_page = client_for(users["viewer"]).get(reverse("projects:detail", args=[project.slug])).content.decode()
     assert reverse("runs:detail", args=[project.slug, run.pk]) in viewer_page and "New run" not in viewer_page
+
+
+def test_an_empty_project_leads_to_tasks_first_then_a_grader(project_with_roles, client_for):
+    from tests.helpers import jsonl, rft_row
+    from webapp.datasets.services import Upload, dataset_import_jsonl
+
+    project, users = project_with_roles
+    editor = client_for(users["editor"])
+    page = editor.get(reverse("projects:detail", args=[project.slug])).content.decode()
+    assert 'id="get-started"' in page and "New run" not in page
+    assert reverse("datasets:upload", args=[project.slug]) in page
+    assert reverse("graders:new", args=[project.slug]) not in page  # tasks come first
+    data = jsonl([rft_row("2+2?", "4")])
+    dataset_import_jsonl(project=project, name="Sums", user=users["owner"],
+                         train=Upload("s.jsonl", len(data), lambda: data), holdout_percent=0)
+    page = editor.get(reverse("projects:detail", args=[project.slug])).content.decode()
+    assert reverse("graders:new", args=[project.slug]) in page and "New run" not in page
+    viewer_page = client_for(users["viewer"]).get(reverse("projects:detail", args=[project.slug])).content.decode()
+    assert 'id="get-started"' not in viewer_page  # viewers cannot act on it
+
+
+def test_a_403_logs_one_line_without_a_traceback(project_with_roles, client_for, caplog):
+    import logging
+
+    project, users = project_with_roles
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        response = client_for(users["viewer"]).post(reverse("projects:member_add", args=[project.slug]),
+                                                    {"username": "x", "role": "viewer"})
+    assert response.status_code == 403
+    [record] = [r for r in caplog.records if r.name == "django.request"]
+    assert "Forbidden" in record.getMessage() and record.exc_info is None
