@@ -110,8 +110,6 @@ class TrainConfig:
     """Keep this many best checkpoints by validation reward, plus always the latest."""
     output_dir: str = "runs/latest"
     """Folder for checkpoints (one sub-folder per step)."""
-    resume_from: str | None = None
-    """Checkpoint folder to continue from (same data order and RNG as an uninterrupted run)."""
 
     # --- hardware ------------------------------------------------------------------------------
     seed: int = 0
