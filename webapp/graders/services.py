@@ -47,29 +47,40 @@ def grader_create(
     )
 
 
+class _Keep:
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Any = _Keep()  # "leave as it is", where None would mean "clear it"
+
+
 @transaction.atomic
 def grader_update(
     *, grader: Grader, user, spec: dict, rubric: dict | None = None, name: str | None = None,
-    description: str | None = None, dataset: Dataset | None = None,
+    description: str | None = None, dataset: Dataset | None = KEEP,
 ) -> Grader:
-    """Save changes; a locked grader (used by a run) gets a new version instead."""
+    """Save changes; a locked grader (used by a run) gets a new version instead.
+
+    `dataset`: a dataset of the project, None to clear it, or `KEEP` (the default) to leave it.
+    """
     grader_validate_spec(spec)
-    if dataset is not None and dataset.project_id != grader.project_id:
+    if dataset is KEEP:
+        dataset = grader.dataset
+    elif dataset is not None and dataset.project_id != grader.project_id:
         raise ValidationError({"dataset": "The dataset belongs to another project."})
     if grader.is_locked:
         latest = grader.project.graders.filter(name=grader.name).order_by("-version").first()
         return Grader.objects.create(
             project=grader.project, name=(name or grader.name).strip()[:200], spec=spec, rubric=rubric,
             description=grader.description if description is None else description,
-            dataset=dataset or grader.dataset, version=latest.version + 1, parent=grader, created_by=user,
+            dataset=dataset, version=latest.version + 1, parent=grader, created_by=user,
         )
-    grader.spec, grader.rubric = spec, rubric
+    grader.spec, grader.rubric, grader.dataset = spec, rubric, dataset
     if name is not None and name.strip():
         grader.name = name.strip()[:200]
     if description is not None:
         grader.description = description
-    if dataset is not None:
-        grader.dataset = dataset
     grader.save()
     return grader
 
