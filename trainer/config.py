@@ -331,8 +331,9 @@ FIELD_INFO: dict[str, FieldInfo] = {
         "all weights changes the whole model (slower, files as big as the model).",
         choices=(("lora", "Small adapters (LoRA)"), ("full", "All weights"))),
     "temperature": FieldInfo(
-        "Answer variety", "How different the practice answers to one task are from each other: lower "
-        "repeats the model's favourite answer, higher tries more unusual ones.", "", 0.05, 2.0),
+        "Answer variety", "How different the practice answers to one task are from each other: 1 samples "
+        "as the model itself would, lower repeats its favourite answer, higher tries more unusual ones.",
+        "", 0.05, 2.0),
     "beta": FieldInfo(
         "Stay close to the base model", "How strongly training is held back from drifting away from "
         "how the base model writes; 0 does not hold it back.", "", 0.0, 10.0),

@@ -39,6 +39,9 @@ class SettingField(forms.CharField):
         self.info, self.kind, self.auto, self.optional = FIELD_INFO[name], kind, auto, not required
         self.unit = self.info.unit
         help_text = self.info.help
+        if not self.unit and self.info.minimum is not None:  # no unit to read: say the range
+            low, high = self.info.minimum, self.info.maximum
+            help_text += f" From {low:g} to {high:g}." if high is not None else f" At least {low:g}."
         if auto:
             help_text += f" “auto”: {self.info.auto}."
         super().__init__(label=self.info.label, help_text=help_text, required=False,
