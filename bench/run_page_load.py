@@ -210,7 +210,7 @@ def reader(port: int, info: dict, t_end: float, stats: Stats, use_api: bool, cli
         elif kind == "live":
             path, headers = base + "/live/", {**cookie, "HX-Request": "true"}
         elif kind == "samples":
-            path = base + "/samples/" + random.choice(["", "?sort=worst", "?split=valid", "?criterion=polite&score_max=0.5"])
+            path = base + "/samples/" + random.choice(["", "?order=worst", "?split=valid", "?criterion=polite&max_score=0.5"])
             headers = cookie
         else:
             path, headers = f"/v1/fine_tuning/jobs/{info['run']}", api

@@ -2,8 +2,14 @@
 
 Public API::
 
-    from trainer import train, TrainConfig, Tasks, Hooks
+    from trainer import train, preflight, TrainConfig, Tasks, Hooks
     result = train(TrainConfig(base_model="smollm2-135m-instruct"), Tasks(train=rows), grader, hooks)
+    result = train(config, tasks, grader, hooks, resume_from="runs/x/checkpoints/step-000010")
+    checks = preflight(config, tasks, grader)   # references, prompt lengths, first answers
+
+`hooks` receives, per step, `on_step` then (when it saved one) `on_checkpoint`, then
+`on_checkpoint_removed` for each pruned checkpoint; `on_event` at any time; `should_stop`
+between steps (see `trainer.hooks`).
 
 The heavy modules (torch, transformers) load on first use, so `import trainer` stays cheap
 for the web app.
@@ -28,6 +34,7 @@ _EXPORTS = {
     "Tasks": "trainer.loop",
     "TaskError": "trainer.loop",
     "TrainResult": "trainer.loop",
+    "preflight": "trainer.launch_checks",
     "BUILTIN_MODELS": "trainer.models",
     "ModelLoadError": "trainer.models",
     "load_model": "trainer.models",

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainer.hooks import clean_json
+
 STATE_FILE = "trainer_state.pt"
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = "train_config.json"
@@ -41,7 +43,7 @@ def save_checkpoint(path: Path, *, model, tokenizer, optimizer, scheduler, step:
     model.save_pretrained(tmp, safe_serialization=True)  # PEFT: adapter only; else full weights
     tokenizer.save_pretrained(tmp)
     (tmp / CONFIG_FILE).write_text(json.dumps(config_dict, indent=2))
-    (tmp / METRICS_FILE).write_text(json.dumps(_jsonable(metrics), indent=2))
+    (tmp / METRICS_FILE).write_text(json.dumps(clean_json(metrics), indent=2))
     torch.save({
         "step": step,
         "optimizer": optimizer.state_dict(),
@@ -160,16 +162,3 @@ def checkpoint_export_zip(checkpoint: str | Path, destination: str | Path | None
                 zf.write(file, arcname=f"{checkpoint.name}/{file.relative_to(checkpoint)}")
     return destination
 
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, torch.Tensor):
-        return value.item() if value.numel() == 1 else value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

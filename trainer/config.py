@@ -110,8 +110,6 @@ class TrainConfig:
     """Keep this many best checkpoints by validation reward, plus always the latest."""
     output_dir: str = "runs/latest"
     """Folder for checkpoints (one sub-folder per step)."""
-    resume_from: str | None = None
-    """Checkpoint folder to continue from (same data order and RNG as an uninterrupted run)."""
 
     # --- hardware ------------------------------------------------------------------------------
     seed: int = 0
@@ -243,7 +241,108 @@ def _num(value: Any) -> bool:
 #: Completion budget per `reasoning_effort`; a small CPU model cannot use OpenAI's budgets.
 REASONING_EFFORT_TOKENS = {"minimal": 64, "low": 128, "medium": 256, "high": 512}
 BASE_LEARNING_RATE = {"lora": 5e-5, "full": 5e-6}
-BASE_GROUP_SIZE = 8
+BASE_GROUP_SIZE = 8  # answers per task at compute_multiplier 1
+
+
+@dataclass(frozen=True)
+class AutoSizes:
+    """What "auto" means for the step size on one kind of device."""
+
+    batch_size: int
+    group_size: int
+    max_completion_tokens: int
+
+
+#: OpenAI-sized steps on a GPU. On a CPU those (8 tasks x 8 answers of 128 tokens) take
+#: minutes per step even for a 135M model, so "auto" picks a quarter of the answers there.
+AUTO_SIZES = {"cuda": AutoSizes(batch_size=8, group_size=8, max_completion_tokens=128),
+              "cpu": AutoSizes(batch_size=4, group_size=4, max_completion_tokens=64)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Launch settings in the expert's words, and the ranges the form and the API both accept
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """How a person sets one launch setting: the expert's words, the unit and the range.
+
+    The launch form is built from these, and `config_from_openai_hyperparameters` checks the
+    same ranges, so the browser and the API accept the same values. (The docstrings in
+    `TrainConfig` are for engineers; these words are for the domain expert.)
+    """
+
+    label: str
+    help: str
+    unit: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    auto: str = ""
+    """What "auto" picks, in words; empty when the setting has no "auto"."""
+    choices: tuple[tuple[str, str], ...] = ()
+    """(value, words) when the setting is a choice."""
+
+    def check(self, name: str, value: float) -> None:
+        """ConfigError naming `name` when `value` is outside the range."""
+        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
+            high = "" if self.maximum is None else f" and {_plain(self.maximum)}"
+            raise ConfigError(f"{name} must be {'between' if high else 'at least'} {_plain(self.minimum)}{high} "
+                              f"(got {value!r})")
+
+
+def _plain(number: float | None) -> str:
+    return "" if number is None else f"{number:g}"
+
+
+def _auto_words(field: str) -> str:
+    cpu, gpu = getattr(AUTO_SIZES["cpu"], field), getattr(AUTO_SIZES["cuda"], field)
+    return f"{cpu} on a CPU worker, {gpu} on a GPU worker"
+
+
+#: Keyed by `TrainConfig` field, except `learning_rate_multiplier`: the learning rate as a
+#: multiple of the method's usual one (`BASE_LEARNING_RATE`), which is how people think of it.
+FIELD_INFO: dict[str, FieldInfo] = {
+    "n_epochs": FieldInfo(
+        "Passes over the tasks", "How many times training goes through all the training tasks. "
+        "More passes: more learning, more time.", "passes", 1, 50,
+        auto="enough passes for about 50 steps, at most 10"),
+    "batch_size": FieldInfo(
+        "Tasks per step", "How many tasks the model practises on before each update.", "tasks", 1, 256,
+        auto=_auto_words("batch_size")),
+    "group_size": FieldInfo(
+        "Answers per task", "How many answers the model writes to each task per step. It learns from "
+        "how their scores differ, so more answers give a clearer signal and take longer.", "answers", 2, 64,
+        auto=_auto_words("group_size")),
+    "learning_rate_multiplier": FieldInfo(
+        "Learning speed", "How big each update is, compared with the usual speed for the training "
+        "method. Higher learns faster but can become unstable.", "× the usual", 0.001, 100, auto="1× the usual"),
+    "max_completion_tokens": FieldInfo(
+        "Longest answer", "Answers are cut off after this many tokens (a token is about ¾ of a word).",
+        "tokens", 1, 8192, auto=_auto_words("max_completion_tokens")),
+    "eval_interval": FieldInfo(
+        "Check progress every", "Every this many steps the model answers the validation tasks and a "
+        "checkpoint is saved.", "steps", 1, None, auto="about 10 checks per run"),
+    "eval_samples": FieldInfo(
+        "Validation tasks per check", "How many validation tasks each progress check grades.", "tasks", 1, None,
+        auto="all of them, at most 64"),
+    "method": FieldInfo(
+        "What to train", "Adapters train a small add-on to the base model (fast, small files); "
+        "all weights changes the whole model (slower, files as big as the model).",
+        choices=(("lora", "Small adapters (LoRA)"), ("full", "All weights"))),
+    "temperature": FieldInfo(
+        "Answer variety", "How different the practice answers to one task are from each other: 1 samples "
+        "as the model itself would, lower repeats its favourite answer, higher tries more unusual ones.",
+        "", 0.05, 2.0),
+    "beta": FieldInfo(
+        "Stay close to the base model", "How strongly training is held back from drifting away from "
+        "how the base model writes; 0 does not hold it back.", "", 0.0, 10.0),
+    "max_steps": FieldInfo(
+        "Stop after", "End training after this many steps even if passes remain; empty for no limit.",
+        "steps", 1, None),
+    "seed": FieldInfo(
+        "Random seed", "The same seed with the same settings and tasks gives the same run.", "", 0, None),
+}
 
 
 def config_from_openai_hyperparameters(
@@ -251,26 +350,35 @@ def config_from_openai_hyperparameters(
     *,
     base_model: str,
     n_train_tasks: int,
+    device: str = "auto",
     n_valid_tasks: int = 0,
     seed: int | None = None,
     output_dir: str = "runs/latest",
     **overrides: Any,
 ) -> TrainConfig:
-    """Map OpenAI RFT hyperparameters onto a `TrainConfig`.
+    """Map OpenAI RFT hyperparameters onto a `TrainConfig`, sizing "auto" for `device`.
+
+    `device` is where the run trains (`TrainConfig.device`: `auto`, `cpu`, `cuda`, `mps`), and
+    "auto" step sizes follow `AUTO_SIZES` for it: a CPU (or mps) gets a quarter of a GPU's
+    answers per step. `auto` is resolved on this machine (CUDA when present), which is right
+    for the CLI; the web app passes the device of its training workers.
 
     Each OpenAI value is a number or ``"auto"`` (a missing key means ``"auto"``):
 
     - ``n_epochs`` (1-50) -> `n_epochs`; auto: enough passes for about 50 steps, between 1 and 10.
-    - ``batch_size`` (1-256, prompts per step) -> `batch_size`; auto: min(8, n_train_tasks).
+    - ``batch_size`` (1-256, prompts per step) -> `batch_size`; auto: `AUTO_SIZES` (at most n_train_tasks).
     - ``learning_rate_multiplier`` -> `learning_rate` = multiplier * 5e-5 (LoRA) or 5e-6 (full).
-    - ``compute_multiplier`` -> `group_size` = round(8 * multiplier) clamped to 2..64; auto: 8.
+    - ``compute_multiplier`` -> `group_size` = round(8 * multiplier) clamped to 2..64; auto: `AUTO_SIZES`.
     - ``eval_interval`` -> `eval_interval`; auto: about 10 evaluations per run.
     - ``eval_samples`` -> `eval_samples` (validation tasks per evaluation); auto: all, up to 64.
     - ``reasoning_effort`` (minimal/low/medium/high) -> `max_completion_tokens`
-      (64/128/256/512); auto: 128.
+      (64/128/256/512); auto: `AUTO_SIZES`.
 
-    `overrides` set any other `TrainConfig` field directly (e.g. ``method="full"``).
-    Raises ConfigError naming the hyperparameter when a value is out of range.
+    `overrides` set `TrainConfig` fields directly (e.g. ``method="full"``, ``group_size=2``);
+    they win over the hyperparameter of the same meaning, and the "auto" values that depend
+    on them (passes and evaluation interval) are computed from them.
+    Raises ConfigError naming the hyperparameter when a value is out of range (the ranges
+    are `FIELD_INFO`'s, the same the launch form offers).
     """
     hp = dict(hyperparameters or {})
     unknown = sorted(set(hp) - {"n_epochs", "batch_size", "learning_rate_multiplier",
@@ -280,8 +388,11 @@ def config_from_openai_hyperparameters(
         raise ConfigError(f"unknown hyperparameter(s): {', '.join(unknown)}")
     if n_train_tasks < 1:
         raise ConfigError("the training file has no tasks")
+    if device not in DEVICES:
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)} (got {device!r})")
+    auto = AUTO_SIZES["cuda" if _sizing_device(device) == "cuda" else "cpu"]
 
-    def get(name: str, kind: type, lo: float | None = None, hi: float | None = None):
+    def get(name: str, kind: type, info: FieldInfo | None = None):
         value = hp.get(name, "auto")
         if value is None or value == "auto":
             return None
@@ -290,39 +401,53 @@ def config_from_openai_hyperparameters(
         if not _num(value) or (kind is int and not isinstance(value, int)):
             raise ConfigError(f"hyperparameter {name} must be {'an integer' if kind is int else 'a number'} "
                               f"or \"auto\" (got {value!r})")
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise ConfigError(f"hyperparameter {name} must be between {lo} and {hi} (got {value!r})")
+        if info is not None:
+            info.check(f"hyperparameter {name}", value)
         return value
 
+    def pick(field: str, from_hyperparameter):
+        """An override wins over the hyperparameter; None means "auto"."""
+        value = overrides.get(field)
+        return from_hyperparameter if value is None else value
+
     method = overrides.get("method", "lora")
-    batch_size = get("batch_size", int, 1, 256) or min(8, n_train_tasks)
-    n_epochs = get("n_epochs", int, 1, 50)
+    batch_size = pick("batch_size", get("batch_size", int, FIELD_INFO["batch_size"])) \
+        or min(auto.batch_size, n_train_tasks)
+    n_epochs = pick("n_epochs", get("n_epochs", int, FIELD_INFO["n_epochs"]))
     if n_epochs is None:
         n_epochs = min(10, max(1, math.ceil(50 * batch_size / n_train_tasks)))
-    lr_mult = get("learning_rate_multiplier", float, 1e-3, 100)
-    compute = get("compute_multiplier", float, 1e-3, 100)
-    group_size = BASE_GROUP_SIZE if compute is None else min(64, max(2, round(BASE_GROUP_SIZE * compute)))
-    total = max(1, (n_epochs * n_train_tasks) // batch_size)
-    eval_interval = get("eval_interval", int, 1, None) or max(1, total // 10)
-    eval_samples = get("eval_samples", int, 1, None)
-    if eval_samples is None and n_valid_tasks:
-        eval_samples = min(64, n_valid_tasks)
+    lr_mult = get("learning_rate_multiplier", float, FIELD_INFO["learning_rate_multiplier"])
+    compute = get("compute_multiplier", float)
+    if compute is not None and compute <= 0:
+        raise ConfigError(f"hyperparameter compute_multiplier must be > 0 (got {compute!r})")
+    groups = FIELD_INFO["group_size"]
+    from_compute = None if compute is None else int(min(groups.maximum, max(groups.minimum,
+                                                                              round(BASE_GROUP_SIZE * compute))))
+    group_size = pick("group_size", from_compute) or auto.group_size
     effort = hp.get("reasoning_effort", "auto")
-    if effort in (None, "auto"):
-        max_completion = 128
-    elif effort in REASONING_EFFORT_TOKENS:
-        max_completion = REASONING_EFFORT_TOKENS[effort]
-    else:
+    if effort not in (None, "auto") and effort not in REASONING_EFFORT_TOKENS:
         raise ConfigError(f"hyperparameter reasoning_effort must be one of "
                           f"{', '.join(REASONING_EFFORT_TOKENS)} or \"auto\" (got {effort!r})")
+    max_completion = pick("max_completion_tokens", REASONING_EFFORT_TOKENS.get(effort)) \
+        or auto.max_completion_tokens
+    total = max(1, (n_epochs * n_train_tasks) // batch_size)
+    if overrides.get("max_steps"):
+        total = min(total, overrides["max_steps"])
+    eval_interval = pick("eval_interval", get("eval_interval", int, FIELD_INFO["eval_interval"])) \
+        or max(1, total // 10)
+    eval_samples = pick("eval_samples", get("eval_samples", int, FIELD_INFO["eval_samples"]))
+    if eval_samples is None and n_valid_tasks:
+        eval_samples = min(64, n_valid_tasks)
 
-    fields: dict[str, Any] = dict(
+    fields: dict[str, Any] = dict(overrides)
+    fields.update(
         base_model=base_model,
+        device=device,
         method=method,
         n_epochs=n_epochs,
         batch_size=batch_size,
         group_size=group_size,
-        learning_rate=BASE_LEARNING_RATE.get(method, 5e-5) * (lr_mult or 1.0),
+        learning_rate=overrides.get("learning_rate") or BASE_LEARNING_RATE.get(method, 5e-5) * (lr_mult or 1.0),
         eval_interval=eval_interval,
         eval_samples=eval_samples,
         max_completion_tokens=max_completion,
@@ -330,8 +455,15 @@ def config_from_openai_hyperparameters(
     )
     if seed is not None:
         fields["seed"] = seed
-    fields.update(overrides)
     return TrainConfig(**fields)
 
 
-__all__ = ["TrainConfig", "ConfigError", "config_from_openai_hyperparameters"]
+def _sizing_device(device: str) -> str:
+    if device != "auto":
+        return device
+    from trainer.models import resolve_device  # torch loads only when a caller leaves it to us
+
+    return resolve_device("auto").type
+
+
+__all__ = ["AUTO_SIZES", "FIELD_INFO", "ConfigError", "FieldInfo", "TrainConfig", "config_from_openai_hyperparameters"]

@@ -1,7 +1,18 @@
 """How a run talks to the outside: the web app and the CLI each pass their own `Hooks`.
 
-The trainer calls these and never knows who listens. Exceptions raised by a hook are not
-caught: a hook that cannot record a step should stop the run, not hide data loss.
+The trainer calls these and never knows who listens; a listener never needs to know the
+trainer's internals. The contract, in the order the calls arrive for one step:
+
+    should_stop()                      before the step (and again before its checkpoint)
+    on_step(step, metrics, samples)    the step's metrics and samples, always first
+    on_checkpoint(step, path, metrics) if the step saved a checkpoint: after that step's on_step
+    on_checkpoint_removed(path)        for each older checkpoint the trainer then deleted
+    on_event(level, message, data)     at any time: progress and problems for a person
+
+So a listener may rely on a step's `on_step` having arrived before its checkpoint, and on
+`on_checkpoint_removed` naming exactly the folders that are gone (no folder rescans).
+Exceptions raised by a hook are not caught: a hook that cannot record a step should stop the
+run, not hide data loss.
 """
 
 from __future__ import annotations
@@ -23,7 +34,11 @@ class Hooks:
         """Human-readable progress and problems; level is `info`, `warning` or `error`."""
 
     def on_checkpoint(self, step: int, path: str, metrics: dict[str, Any]) -> None:
-        """A checkpoint folder was written (also sent for the pause checkpoint)."""
+        """A checkpoint folder was written (also sent for the pause checkpoint), after that
+        step's `on_step`; `metrics` are the step's metrics."""
+
+    def on_checkpoint_removed(self, path: str) -> None:
+        """A checkpoint folder reported earlier was deleted (not among the best kept)."""
 
     def should_stop(self) -> str | None:
         """Polled between steps: None to go on, "cancel" to stop now, "pause" to checkpoint and stop."""
@@ -61,6 +76,9 @@ class JsonlHooks(Hooks):
     def on_checkpoint(self, step, path, metrics):
         self._write("checkpoints.jsonl", {"step": step, "path": str(path), "metrics": metrics})
 
+    def on_checkpoint_removed(self, path):
+        self._write("checkpoints.jsonl", {"path": str(path), "removed": True})
+
     def should_stop(self):
         if self.stop_file.is_file():
             word = self.stop_file.read_text().strip().lower() or "cancel"
@@ -70,13 +88,14 @@ class JsonlHooks(Hooks):
 
 def clean_json(value):
     """Plain JSON: NaN/inf become null (strict JSON and PostgreSQL refuse them) and numpy or
-    torch scalars become Python numbers. Every hooks implementation stores through this."""
+    torch values become Python numbers and lists. Every hooks implementation and the
+    checkpoints' metrics.json store through this."""
     if isinstance(value, dict):
         return {str(k): clean_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [clean_json(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-        return clean_json(value.item())
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy / torch scalars and arrays
+        return clean_json(value.tolist())
     return value

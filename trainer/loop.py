@@ -98,12 +98,13 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
     callable `(sample: {"output_text": str}, item: dict) -> reward` where the result is a
     number, a dict, or an object with `.reward` and optionally `.sub_rewards` and `.errors`.
     The base model is loaded (and every problem with it raised) before the first step.
+    `resume_from`: a checkpoint folder of this run to continue from (where this attempt
+    starts; the config itself says what the run is).
     """
     hooks = hooks or Hooks()
-    resume_from = resume_from or config.resume_from
-    _check_tasks(tasks)
+    check_tasks(tasks)
     # python graders of this run get sandbox workers no other run (or project) shares
-    grade, grader_name = _make_grade_fn(grader, scope=f"run:{uuid.uuid4().hex}")
+    grade, grader_name = make_grade_fn(grader, scope=f"run:{uuid.uuid4().hex}")
     out_dir = Path(config.output_dir)
     n_train = len(tasks.train)
     total_steps = config.total_steps(n_train)
@@ -123,7 +124,7 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
                                   betas=(config.adam_beta1, config.adam_beta2))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _lr_lambda(config, total_steps * config.num_iterations))
-    eos_ids = _eos_ids(model, tokenizer)
+    eos_ids = stop_token_ids(model, tokenizer)
     order = DataOrder(config.seed, n_train, config.batch_size)
 
     start_step, trained_tokens = 0, 0
@@ -179,7 +180,7 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
             futures: dict[int, Future] = {}
 
             def submit(row: int, ids: list[int], truncated: bool, items=items, futures=futures, G=G):
-                futures[row] = pool.submit(_grade_one, grade, tokenizer, ids, items[row // G])
+                futures[row] = pool.submit(grade_completion, grade, tokenizer, ids, items[row // G])
 
             model.eval()
             t0 = time.time()
@@ -244,11 +245,11 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
             elapsed = time.time() - run_start
             metrics["elapsed_s"] = elapsed
             metrics["eta_s"] = elapsed / (step - start_step) * (total_steps - step)
+            hooks.on_step(step, metrics, samples)
             if step % config.eval_interval == 0 or last or stop == "pause":
-                if stop != "cancel":
+                if stop != "cancel":  # on_checkpoint always follows its step's on_step
                     last_checkpoint = _save(model, tokenizer, optimizer, scheduler, step, config,
                                             metrics, order, trained_tokens, hooks)
-            hooks.on_step(step, metrics, samples)
 
             if stop:
                 status = "cancelled" if stop == "cancel" else "paused"
@@ -365,7 +366,7 @@ def _evaluate(model, tokenizer, valid, config, grade, grader_name, prompt_ids, e
         futures: dict[int, Future] = {}
 
         def submit(row, ids, truncated, chunk=chunk, futures=futures):
-            futures[row] = pool.submit(_grade_one, grade, tokenizer, ids, valid[chunk[row]])
+            futures[row] = pool.submit(grade_completion, grade, tokenizer, ids, valid[chunk[row]])
 
         r = generate(model, [prompt_ids("valid", valid, i) for i in chunk], group_size=1,
                      max_new_tokens=config.max_completion_tokens, eos_ids=eos_ids,
@@ -400,8 +401,9 @@ def _save(model, tokenizer, optimizer, scheduler, step, config, metrics, order, 
         metrics=metrics, extra_state={"data_order": order.state(), "trained_tokens": trained_tokens})
     hooks.on_checkpoint(step, str(path), metrics)
     for removed in ckpt.prune_checkpoints(config.output_dir, config.keep_checkpoints):
+        hooks.on_checkpoint_removed(str(removed))
         hooks.on_event("info", f"Removed checkpoint {removed.name} (not among the "
-                       f"{config.keep_checkpoints} best)", {"path": str(removed), "removed": True})
+                       f"{config.keep_checkpoints} best)", {"path": str(removed)})
     return path
 
 
@@ -482,7 +484,8 @@ def _prepare_policy(model, config: TrainConfig):
     return model, ref_model
 
 
-def _eos_ids(model, tokenizer) -> set[int]:
+def stop_token_ids(model, tokenizer) -> set[int]:
+    """The token ids that end a completion (shared with `trainer.preflight`)."""
     ids = {tokenizer.eos_token_id}
     gen = getattr(model, "generation_config", None)
     extra = getattr(gen, "eos_token_id", None) if gen is not None else None
@@ -493,7 +496,7 @@ def _eos_ids(model, tokenizer) -> set[int]:
     return {i for i in ids if i is not None}
 
 
-def _check_tasks(tasks: Tasks) -> None:
+def check_tasks(tasks: Tasks) -> None:
     if not tasks.train:
         raise TaskError("the training split has no tasks")
     for split, rows in (("train", tasks.train), ("valid", tasks.valid)):
@@ -505,7 +508,7 @@ def _check_tasks(tasks: Tasks) -> None:
                 raise TaskError(f"{split} task {i}: every message needs a `role`")
 
 
-def _make_grade_fn(grader, scope: str | None = None):
+def make_grade_fn(grader, scope: str | None = None):
     """A function (sample, item) -> Graded, never raising, and the grader's display name."""
     if isinstance(grader, dict):
         from trainer.grading import run_grader  # imported lazily: a separate component
@@ -545,7 +548,7 @@ def _make_grade_fn(grader, scope: str | None = None):
     return grade, name
 
 
-def _grade_one(grade, tokenizer, ids: list[int], item: dict):
+def grade_completion(grade, tokenizer, ids: list[int], item: dict):
     text = tokenizer.decode(ids, skip_special_tokens=True)
     return text, grade({"output_text": text}, item)
 

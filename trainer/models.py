@@ -39,7 +39,6 @@ class BuiltinModel:
     description: str
     package: str
     gguf_file: str
-    chat_template_fallback: str | None = None
 
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {

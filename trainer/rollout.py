@@ -13,8 +13,6 @@ from dataclasses import dataclass
 
 import torch
 
-TOKENS_PER_STEP_CHECK = 1  # how often (in tokens) finished rows are looked for
-
 
 @dataclass
 class Rollout:

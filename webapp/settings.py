@@ -160,6 +160,11 @@ FILE_UPLOAD_TEMP_DIR = None
 # --- Training runs ---
 STUDIO_HEARTBEAT_SECONDS = env_int("STUDIO_HEARTBEAT_SECONDS", 10)
 STUDIO_WORKER_LOST_SECONDS = env_int("STUDIO_WORKER_LOST_SECONDS", 120)
+STUDIO_LOST_CHECK_SECONDS = env_int("STUDIO_LOST_CHECK_SECONDS", 30)  # how often beat looks for lost workers
+# Where the training workers train; sizes "auto" launch settings. "auto": like this machine.
+STUDIO_TRAINING_DEVICE = os.environ.get("STUDIO_TRAINING_DEVICE", "auto").strip().lower()
+if STUDIO_TRAINING_DEVICE not in ("auto", "cpu", "cuda"):
+    raise ImproperlyConfigured(f"STUDIO_TRAINING_DEVICE must be auto, cpu or cuda (got {STUDIO_TRAINING_DEVICE!r})")
 
 # --- Celery: a broker that needs no server by default ---
 CELERY_QUEUE_DIR = STUDIO_DATA_DIR / "broker"
@@ -181,6 +186,16 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# `celery beat` (a Procfile process) sends the periodic tasks; run exactly one per installation.
+CELERY_BEAT_SCHEDULE_FILENAME = str(STUDIO_DATA_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "detect-lost-workers": {
+        "task": "webapp.runs.tasks.runs_detect_lost_task",
+        "schedule": float(STUDIO_LOST_CHECK_SECONDS),
+        # a sweep nobody ran in time is replaced by the next one, not queued up behind it
+        "options": {"queue": "default", "expires": float(STUDIO_LOST_CHECK_SECONDS)},
+    },
+}
 
 # --- REST API ---
 REST_FRAMEWORK = {

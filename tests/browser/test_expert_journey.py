@@ -87,7 +87,7 @@ def fill_launch_form(page, *, suffix: str, n_epochs: int) -> None:
     page.fill("#id_max_completion_tokens", "6")
     page.fill("#id_n_epochs", str(n_epochs))
     page.fill("#id_batch_size", "2")
-    page.fill("#id_compute_multiplier", "0.25")  # 2 answers per task
+    page.fill("#id_group_size", "2")  # answers per task
     page.fill("#id_eval_interval", "2")
     page.locator("#id_eval_interval").press("Tab")  # `change` fires: the estimate refreshes
 

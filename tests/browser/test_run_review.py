@@ -76,7 +76,7 @@ def test_watch_the_run_and_review_samples(page, live_server, run, shot):
     expect(page.locator("#sample-count")).to_contain_text("3 matching samples")
     expect(page.locator("article.sample")).to_have_count(3)
     page.select_option("select[name=split]", "")
-    page.select_option("select[name=sort]", "worst")
+    page.select_option("select[name=order]", "worst")
     expect(page.locator("#sample-count")).to_contain_text("33 matching samples")
     first = page.locator("article.sample").first
     expect(first).to_contain_text("step 1 ")

@@ -18,10 +18,6 @@ from .sandbox import MAX_SOURCE_BYTES
 from .spec import Field
 from .templates import Sample
 
-EXAMPLE_SOURCE = """def grade(sample, item):
-    return 1.0 if sample["output_text"].strip() == item["answer"] else 0.0
-"""
-
 
 @register
 class PythonGrader(CompiledGrader):

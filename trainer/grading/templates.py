@@ -211,10 +211,6 @@ class Template:
     def variables(self) -> tuple[VariablePath, ...]:
         return tuple(c for c in self.chunks if isinstance(c, VariablePath))
 
-    @property
-    def uses_output_json(self) -> bool:
-        return any(v.root == "sample" and v.keys[:1] == ("output_json",) for v in self.variables)
-
 
 def _specialise(
     chunks: tuple[str | VariablePath, ...],

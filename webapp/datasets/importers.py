@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import random
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 MAX_PROBLEMS_SHOWN = 50
@@ -80,7 +79,7 @@ def decode_upload(data: bytes, *, source: str) -> str:
         ]) from None
 
 
-def _message_text(content) -> str | None:
+def content_text(content) -> str | None:
     """The text of a message's content (a string or a list of text parts), None if malformed."""
     if isinstance(content, str):
         return content
@@ -112,13 +111,13 @@ def row_problems(row, where: str) -> list[str]:
             problems.append(f"{at}.role must be one of {', '.join(sorted(MESSAGE_ROLES))}; got {role!r}")
         content = message.get("content")
         if role != "assistant" or "tool_calls" not in message:
-            if _message_text(content) is None:
+            if content_text(content) is None:
                 problems.append(f"{at}.content must be a string (or a list of text parts)")
     last = messages[-1]
     if isinstance(last, dict) and last.get("role") in MESSAGE_ROLES:
         if last.get("role") != "user":
             problems.append(f"{where}: `messages` must end with a user message (the prompt), not {last['role']!r}")
-        elif not (_message_text(last.get("content")) or "").strip():
+        elif not (content_text(last.get("content")) or "").strip():
             problems.append(f"{where}: the prompt (last user message) is empty")
     if "tools" in row and not isinstance(row["tools"], list):
         problems.append(f"{where}: `tools` must be a list")
@@ -284,7 +283,7 @@ def prompt_text(row: dict) -> str:
     """The last user message's text, for tables and search."""
     for message in reversed(row.get("messages") or []):
         if isinstance(message, dict) and message.get("role") == "user":
-            return _message_text(message.get("content")) or ""
+            return content_text(message.get("content")) or ""
     return ""
 
 
@@ -292,6 +291,3 @@ def reference_fields(row: dict) -> dict:
     """Every key except the reserved ones: what graders reach as {{item.<key>}}."""
     return {k: v for k, v in row.items() if k not in ("messages", "tools")}
 
-
-def to_jsonl(rows: Iterable[dict]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)

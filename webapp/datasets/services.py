@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +20,10 @@ from webapp.projects.models import Project
 from . import importers
 from .importers import ImportProblems, Problems
 from .models import Dataset, File, Split, Task
+from .selectors import StagedCsv, staging_dir
 
 BULK_BATCH = 2000
+STAGING_MAX_AGE_S = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,69 @@ def dataset_import_csv(
         project=project, name=name, user=user, train_rows=train_rows, valid_rows=valid_rows,
         source=filename,
     )
+
+
+# --- CSV: staged on disk while the user maps its columns ------------------------------------
+
+
+def _staging_prune() -> None:
+    cutoff = time.time() - STAGING_MAX_AGE_S
+    for f in staging_dir().glob("*"):
+        if f.stat().st_mtime < cutoff:
+            f.unlink(missing_ok=True)
+
+
+def csv_stage(
+    *, project: Project, user, name: str, train: Upload, valid: Upload | None = None,
+    holdout_percent: int = 0, seed: int = 0,
+) -> str:
+    """Check an uploaded CSV's structure, keep it on disk for a day, and return the token
+    of the column-mapping step (`dataset_import_staged_csv` finishes the import)."""
+    texts = {"train": read_upload_text(train)}
+    header = importers.read_csv(texts["train"], source=train.name).header
+    if valid is not None:
+        texts["valid"] = read_upload_text(valid)
+        if importers.read_csv(texts["valid"], source=valid.name).header != header:
+            raise ImportProblems([f"{valid.name}: its columns differ from {train.name}'s; both need the same header."])
+    _staging_prune()
+    token = secrets.token_urlsafe(16)
+    folder = staging_dir()
+    for split, text in texts.items():
+        _write_atomically(folder / f"{token}-{split}.csv", text.encode("utf-8"))
+    meta = {"project": project.pk, "user": user.pk, "name": name, "train": train.name,
+            "valid": valid.name if valid else None, "holdout_percent": holdout_percent, "seed": seed}
+    _write_atomically(folder / f"{token}.json", json.dumps(meta).encode())  # last: the upload is complete
+    return token
+
+
+def _staging_discard(token: str) -> None:
+    for f in staging_dir().glob(f"{token}*"):
+        f.unlink(missing_ok=True)
+
+
+def dataset_import_staged_csv(*, staged: StagedCsv, mapping: importers.CsvMapping, user) -> Dataset:
+    """Import a staged CSV (and its validation file) with the chosen column mapping; the staged
+    files are removed once the dataset exists. Raises ImportProblems naming file and row."""
+    if staged.valid is None:
+        dataset = dataset_import_csv(
+            project=staged.project, name=staged.name, user=user, text=staged.texts["train"],
+            filename=staged.train, mapping=mapping, holdout_percent=staged.holdout_percent, seed=staged.seed,
+        )
+    else:
+        problems, rows = Problems(), {}
+        for split, filename in (("train", staged.train), ("valid", staged.valid)):
+            try:
+                rows[split] = importers.csv_to_rows(importers.read_csv(staged.texts[split], source=filename),
+                                                    mapping, source=filename)
+            except ImportProblems as exc:
+                problems.merge(Problems(shown=exc.problems, total=exc.total))
+        problems.raise_if_any()
+        dataset = dataset_create_from_rows(
+            project=staged.project, name=staged.name, user=user, train_rows=rows["train"],
+            valid_rows=rows["valid"], source=f"{staged.train} + {staged.valid}",
+        )
+    _staging_discard(staged.token)
+    return dataset
 
 
 @transaction.atomic

@@ -1,14 +1,12 @@
 """Dataset screens: upload (JSONL or mapped CSV), browse and search tasks, edit tasks inline."""
 
 import json
-import secrets
-import time
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -23,20 +21,6 @@ from .importers import ImportProblems
 from .services import Upload
 
 TASKS_PER_PAGE = 25
-STAGING_MAX_AGE_S = 24 * 3600
-
-
-def _staging_dir():
-    path = settings.STUDIO_DATA_DIR / "staging"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _prune_staging() -> None:
-    cutoff = time.time() - STAGING_MAX_AGE_S
-    for f in _staging_dir().glob("*.csv"):
-        if f.stat().st_mtime < cutoff:
-            f.unlink(missing_ok=True)
 
 
 def _redirect(request, url: str):
@@ -66,7 +50,10 @@ def dataset_upload(request, access: ProjectAccess):
     valid = Upload.from_django(data["valid_file"]) if data["valid_file"] else None
     try:
         if form.format() == "csv":
-            return _stage_csv(request, access, data, train, valid)
+            token = services.csv_stage(
+                project=access.project, user=request.user, name=data["name"], train=train, valid=valid,
+                holdout_percent=data["holdout_percent"], seed=data["seed"])
+            return _redirect(request, reverse("datasets:csv_map", args=[access.project.slug, token]))
         dataset = services.dataset_import_jsonl(
             project=access.project, name=data["name"], user=request.user, train=train, valid=valid,
             holdout_percent=data["holdout_percent"], seed=data["seed"],
@@ -80,40 +67,11 @@ def dataset_upload(request, access: ProjectAccess):
     return _redirect(request, reverse("datasets:detail", args=[access.project.slug, dataset.pk]))
 
 
-def _stage_csv(request, access, data, train: Upload, valid: Upload | None):
-    """Check the CSV's structure now, keep it on disk, and ask the user to map its columns."""
-    texts = {"train": services.read_upload_text(train)}
-    header = importers.read_csv(texts["train"], source=train.name).header
-    if valid is not None:
-        texts["valid"] = services.read_upload_text(valid)
-        valid_header = importers.read_csv(texts["valid"], source=valid.name).header
-        if valid_header != header:
-            raise ImportProblems([f"{valid.name}: its columns differ from {train.name}'s; both need the same header."])
-    _prune_staging()
-    token = secrets.token_urlsafe(16)
-    for split, text in texts.items():
-        (_staging_dir() / f"{token}-{split}.csv").write_text(text, encoding="utf-8")
-    staged = request.session.setdefault("csv_staging", {})
-    staged[token] = {
-        "project": access.project.pk, "name": data["name"], "train": train.name,
-        "valid": valid.name if valid else None, "holdout_percent": data["holdout_percent"],
-        "seed": data["seed"],
-    }
-    request.session.modified = True
-    return _redirect(request, reverse("datasets:csv_map", args=[access.project.slug, token]))
-
-
 @require_http_methods(["GET", "POST"])
 @project_view(Role.EDITOR)
 def dataset_csv_map(request, access: ProjectAccess, token: str):
-    info = request.session.get("csv_staging", {}).get(token)
-    if info is None or info["project"] != access.project.pk:
-        raise Http404("This CSV upload has expired; upload the file again.")
-    paths = {s: _staging_dir() / f"{token}-{s}.csv" for s in ("train", "valid")}
-    if not paths["train"].exists():
-        raise Http404("This CSV upload has expired; upload the file again.")
-    texts = {s: p.read_text(encoding="utf-8") for s, p in paths.items() if p.exists()}
-    table = importers.read_csv(texts["train"], source=info["train"])
+    staged = selectors.staged_csv_get(project=access.project, user=request.user, token=token)
+    table = importers.read_csv(staged.texts["train"], source=staged.train)
     form = CsvMappingForm(request.POST or None, header=table.header)
     problems = None
     if request.method == "POST" and form.is_valid():
@@ -124,42 +82,16 @@ def dataset_csv_map(request, access: ProjectAccess, token: str):
             system_prompt=form.cleaned_data["system_prompt"],
         )
         try:
-            dataset = _import_mapped_csv(request, access, info, texts, mapping)
+            dataset = services.dataset_import_staged_csv(staged=staged, mapping=mapping, user=request.user)
         except ImportProblems as exc:
             problems = exc
         else:
-            for p in paths.values():
-                p.unlink(missing_ok=True)
-            del request.session["csv_staging"][token]
-            request.session.modified = True
             messages.success(request, f"Imported {dataset.tasks.count()} tasks into “{dataset.name}”.")
             return redirect("datasets:detail", slug=access.project.slug, pk=dataset.pk)
-    preview = table.rows[:5]
     return render(request, "datasets/csv_map.html", {
-        "access": access, "project": access.project, "form": form, "info": info, "header": table.header,
-        "preview": preview, "row_count": len(table.rows), "problems": problems,
+        "access": access, "project": access.project, "form": form, "staged": staged, "header": table.header,
+        "preview": table.rows[:5], "row_count": len(table.rows), "problems": problems,
     }, status=400 if problems else 200)
-
-
-def _import_mapped_csv(request, access, info, texts, mapping):
-    if "valid" not in texts:
-        return services.dataset_import_csv(
-            project=access.project, name=info["name"], user=request.user, text=texts["train"],
-            filename=info["train"], mapping=mapping, holdout_percent=info["holdout_percent"],
-            seed=info["seed"],
-        )
-    problems, rows = importers.Problems(), {}
-    for split, text in texts.items():
-        name = info[split]
-        try:
-            rows[split] = importers.csv_to_rows(importers.read_csv(text, source=name), mapping, source=name)
-        except ImportProblems as exc:
-            problems.merge(importers.Problems(shown=exc.problems, total=exc.total))
-    problems.raise_if_any()
-    return services.dataset_create_from_rows(
-        project=access.project, name=info["name"], user=request.user, train_rows=rows["train"],
-        valid_rows=rows["valid"], source=f"{info['train']} + {info['valid']}",
-    )
 
 
 @require_GET

@@ -171,6 +171,6 @@ def grader_detail(request, grader_id: str):
     updated = _saved(lambda: services.grader_update(
         grader=grader, user=request.user, spec=spec, rubric=rubric,
         name=_name(data, grader.name), description=data.get("description"),
-        dataset=_dataset(grader.project, data),
+        dataset=_dataset(grader.project, data) if "dataset_id" in data else services.KEEP,
     ))
     return Response(grader_object(updated))

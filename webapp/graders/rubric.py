@@ -40,6 +40,11 @@ def new_row_id() -> str:
     return secrets.token_hex(4)
 
 
+def is_row_id(row: str) -> bool:
+    """Whether `row` can be a rubric row's id (it ends up in form field names)."""
+    return bool(_ROW_ID.match(row))
+
+
 def item_chips(reference_fields: dict[str, Any] | None) -> list[str]:
     """The insertable template variables: the dataset's reference fields, then the answer."""
     chips = [f"{{{{item.{key}}}}}" for key in (reference_fields or {})]
@@ -143,7 +148,7 @@ def rubric_from_post(post) -> Rubric:
     """The rubric as typed in the form (values still strings; nothing validated yet)."""
     criteria = []
     for row in post.getlist("row")[:MAX_CRITERIA]:
-        if not _ROW_ID.match(row):
+        if not is_row_id(row):
             continue
         criteria.append(criterion_from_post(post, row))
     combine = post.get("combine", WEIGHTED_MEAN)

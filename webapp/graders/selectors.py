@@ -15,6 +15,19 @@ def grader_get(*, project: Project, pk: str) -> Grader:
     return get_object_or_404(Grader, project=project, pk=pk)
 
 
+def grader_find(*, project: Project, pk: str) -> Grader | None:
+    """A grader of this project, or None (for the API, which answers its own error)."""
+    return Grader.objects.filter(project=project, pk=pk).first()
+
+
+def grader_list_latest(*, project: Project) -> list[Grader]:
+    """Each grader name's newest version (what the launch form offers), by name."""
+    latest: dict[str, Grader] = {}
+    for grader in grader_list(project=project):  # ordered by name, newest version first
+        latest.setdefault(grader.name, grader)
+    return list(latest.values())
+
+
 def grader_versions(*, grader: Grader) -> QuerySet[Grader]:
     """Every version of this grader's name in its project, newest first."""
     return grader.project.graders.filter(name=grader.name).order_by("-version")

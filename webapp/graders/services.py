@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from itertools import islice
@@ -12,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from trainer.grading import GradeResult, GraderValidationError, grade_batch, validate_grader
+from trainer.grading import GraderValidationError, check_references, validate_grader
 from webapp.datasets.importers import prompt_text
 from webapp.datasets.models import Dataset, Task
 from webapp.projects.models import Project
@@ -54,29 +53,40 @@ def grader_create(
     )
 
 
+class _Keep:
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Any = _Keep()  # "leave as it is", where None would mean "clear it"
+
+
 @transaction.atomic
 def grader_update(
     *, grader: Grader, user, spec: dict, rubric: dict | None = None, name: str | None = None,
-    description: str | None = None, dataset: Dataset | None = None,
+    description: str | None = None, dataset: Dataset | None = KEEP,
 ) -> Grader:
-    """Save changes; a locked grader (used by a run) gets a new version instead."""
+    """Save changes; a locked grader (used by a run) gets a new version instead.
+
+    `dataset`: a dataset of the project, None to clear it, or `KEEP` (the default) to leave it.
+    """
     grader_validate_spec(spec)
-    if dataset is not None and dataset.project_id != grader.project_id:
+    if dataset is KEEP:
+        dataset = grader.dataset
+    elif dataset is not None and dataset.project_id != grader.project_id:
         raise ValidationError({"dataset": "The dataset belongs to another project."})
     if grader.is_locked:
         latest = grader.project.graders.filter(name=grader.name).order_by("-version").first()
         return Grader.objects.create(
             project=grader.project, name=(name or grader.name).strip()[:200], spec=spec, rubric=rubric,
             description=grader.description if description is None else description,
-            dataset=dataset or grader.dataset, version=latest.version + 1, parent=grader, created_by=user,
+            dataset=dataset, version=latest.version + 1, parent=grader, created_by=user,
         )
-    grader.spec, grader.rubric = spec, rubric
+    grader.spec, grader.rubric, grader.dataset = spec, rubric, dataset
     if name is not None and name.strip():
         grader.name = name.strip()[:200]
     if description is not None:
         grader.description = description
-    if dataset is not None:
-        grader.dataset = dataset
     grader.save()
     return grader
 
@@ -101,7 +111,6 @@ def grader_delete(*, grader: Grader) -> None:
 # Grader types whose grades wait on a process, a model or an embedding: too slow to run over a
 # whole dataset inside a web request, so their checks go to a Celery worker (queue "default").
 SLOW_TYPES = frozenset({"python", "score_model", "label_model"})
-FULL_MARKS = 1.0
 MAX_FAILING_LISTED = 500
 CHECK_CHUNK = 256
 
@@ -121,18 +130,6 @@ def _types_in(spec: Any) -> Iterator[str]:
 def grader_needs_worker(spec: dict) -> bool:
     """Whether grading a whole dataset with `spec` is too slow for a web request."""
     return any(t in SLOW_TYPES or t == "cosine" for t in _types_in(spec))
-
-
-def reference_sample(reference: Any) -> dict:
-    """A task's own reference answer dressed as a model sample (`output_json` when it is JSON)."""
-    if isinstance(reference, str):
-        sample: dict[str, Any] = {"output_text": reference}
-        try:
-            sample["output_json"] = json.loads(reference)
-        except ValueError:
-            pass
-        return sample
-    return {"output_text": json.dumps(reference, ensure_ascii=False), "output_json": reference}
 
 
 @transaction.atomic
@@ -160,17 +157,10 @@ def _chunks(iterable, size: int):
         yield chunk
 
 
-def _criteria_responsible(result: GradeResult) -> list[dict]:
-    subs = result.sub_results or {result.name or "grader": result}
-    return [
-        {"key": key, "name": sub.name or key, "reward": round(sub.reward, 4), "error": sub.error_message or ""}
-        for key, sub in subs.items()
-        if sub.reward < FULL_MARKS or not sub.ok
-    ]
-
-
 def grader_check_run(*, check: GraderCheck) -> GraderCheck:
-    """Grade every task's reference answer; save totals, failures and progress as it goes.
+    """Grade every task's reference answer (the engine's `check_references`, the same rule as
+    pre-flight); save totals, failures and progress as it goes. A task without a
+    `reference_answer` is graded as the empty answer, so it is listed as failing.
 
     Not one transaction: progress is written per chunk so the page can poll it.
     """
@@ -184,20 +174,19 @@ def grader_check_run(*, check: GraderCheck) -> GraderCheck:
     try:
         rows = tasks.values_list("pk", "position", "split", "data").iterator(chunk_size=2000)
         for chunk in _chunks(rows, CHECK_CHUNK):
-            samples = [reference_sample(data.get("reference_answer", "")) for _, _, _, data in chunk]
-            results = grade_batch(spec, samples, [data for _, _, _, data in chunk],
-                                  scope=grading_scope(project_id=check.grader.project_id))
-            for (pk, position, split, data), result in zip(chunk, results, strict=True):
-                rewards.append(round(result.reward, 4))
-                if result.reward >= FULL_MARKS - 1e-9 and result.ok:
+            grades = check_references(spec, [data for _, _, _, data in chunk],
+                                      scope=grading_scope(project_id=check.grader.project_id))
+            for (pk, position, split, data), grade in zip(chunk, grades, strict=True):
+                rewards.append(round(grade.reward, 4))
+                if grade.passed:
                     full += 1
                 elif len(failing) < MAX_FAILING_LISTED:
                     failing.append({
                         "task": pk, "position": position, "split": split,
                         "prompt": prompt_text(data)[:200],
                         "reference": str(data.get("reference_answer", "(no reference_answer field)"))[:200],
-                        "reward": round(result.reward, 4), "error": result.error_message or "",
-                        "criteria": _criteria_responsible(result),
+                        "reward": round(grade.reward, 4), "error": grade.error,
+                        "criteria": grade.criteria,
                     })
             GraderCheck.objects.filter(pk=check.pk).update(checked=len(rewards))
     except Exception as exc:  # grades never raise; this is the database or the machine

@@ -154,12 +154,9 @@ def _builder(request, access: ProjectAccess, grader: Grader | None):
                 project=project, name=data["name"], spec=spec, rubric=rubric.state(), user=request.user,
                 description=data["description"], dataset=data["dataset"])
         else:
-            saved = services.grader_update(
+            saved = services.grader_update(  # no dataset chosen clears it
                 grader=grader, user=request.user, spec=spec, rubric=rubric.state(), name=data["name"],
                 description=data["description"], dataset=data["dataset"])
-            if data["dataset"] is None and saved.dataset is not None:
-                saved.dataset = None
-                saved.save(update_fields=["dataset"])
     except ValidationError as exc:
         form.add_error(None, exc.messages)
         return _builder_page(request, access, form=form, rubric=rubric, grader=grader, dataset=dataset, status=400)
@@ -202,7 +199,7 @@ def builder_criterion(request, access: ProjectAccess):
 def builder_fields(request, access: ProjectAccess):
     """The fields of the type just chosen for one row (htmx swaps them in)."""
     row = request.GET.get("row", "")
-    if not rb._ROW_ID.match(row):
+    if not rb.is_row_id(row):
         return HttpResponseBadRequest("Which row? Send row=<id>.")
     chips = _chips(_dataset_from(access.project, request.GET.get("dataset")))
     criterion = rb.new_criterion(request.GET.get(f"c-{row}-type", ""), row=row, chips=chips)

@@ -7,32 +7,40 @@ of an inline grader; `/metrics` and `/samples` give the per-step metrics and gra
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.shortcuts import get_object_or_404
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
+from trainer.config import BASE_GROUP_SIZE, BASE_LEARNING_RATE
 from webapp.core.api import ApiError, api_project_for_write, api_projects
-from webapp.datasets.models import File
-from webapp.graders.models import Grader
+from webapp.datasets.selectors import file_find
+from webapp.graders.selectors import grader_find
 from webapp.projects.access import project_access
 from webapp.projects.models import Role
 
-from . import services
+from . import review, selectors, services
 from .models import Run, RunEvent, RunSample
-from .services import LaunchError
+from .plan import LaunchError
 
 
 def _ts(dt) -> int | None:
     return int(dt.timestamp()) if dt else None
 
 
+def _multiplier(config: dict, key: str, base: float | None, given):
+    """An OpenAI multiplier as the frozen config has it (the launch form sets the field itself)."""
+    value = config.get(key)
+    return round(value / base, 6) if isinstance(value, int | float) and base else given
+
+
 def job_object(run: Run) -> dict:
     config = run.config or {}
+    given = run.hyperparameters
     hp = {
         "n_epochs": config.get("n_epochs", "auto"),
         "batch_size": config.get("batch_size", "auto"),
-        "learning_rate_multiplier": run.hyperparameters.get("learning_rate_multiplier", "auto"),
-        "compute_multiplier": run.hyperparameters.get("compute_multiplier", "auto"),
+        "learning_rate_multiplier": _multiplier(config, "learning_rate", BASE_LEARNING_RATE.get(config.get("method")),
+                                                given.get("learning_rate_multiplier", "auto")),
+        "compute_multiplier": _multiplier(config, "group_size", BASE_GROUP_SIZE, given.get("compute_multiplier", "auto")),
         "eval_interval": config.get("eval_interval", "auto"),
         "eval_samples": config.get("eval_samples") or "auto",
         "reasoning_effort": run.hyperparameters.get("reasoning_effort", "auto"),
@@ -70,10 +78,8 @@ def job_object(run: Run) -> dict:
 
 
 def _get_run(request, job_id: str, *, min_role: str = Role.VIEWER) -> Run:
-    run = get_object_or_404(Run.objects.select_related("project"), pk=job_id, project__in=api_projects(request))
+    run = selectors.run_get_for_projects(projects=api_projects(request), pk=job_id)
     project_access(user=request.user, slug=run.project.slug, min_role=min_role)
-    if services.run_detect_lost(run=run):
-        run.refresh_from_db()
     return run
 
 
@@ -91,8 +97,7 @@ def _page(request, default_limit: int = 20) -> tuple[str | None, int]:
 def jobs(request):
     if request.method == "POST":
         return _job_create(request)
-    runs = Run.objects.filter(project__in=api_projects(request)).select_related("project")
-    services.runs_detect_lost(runs=runs)
+    runs = selectors.run_list_for_projects(projects=api_projects(request))
     after, limit = _page(request)
     if after:
         anchor = runs.filter(pk=after).first()
@@ -111,7 +116,7 @@ def _file_dataset(request, file_id, *, param: str, project):
         return None
     if not isinstance(file_id, str):
         raise ApiError(f"{param} must be a file id like 'file-…'.", param=param)
-    file = File.objects.filter(pk=file_id, project__in=api_projects(request)).select_related("dataset").first()
+    file = file_find(projects=api_projects(request), pk=file_id)
     if file is None or file.dataset is None:
         raise ApiError(f"No such file: {file_id!r}. Upload it with POST /v1/files (purpose fine-tune) first.",
                        status_code=400, param=param, code="file_not_found")
@@ -130,7 +135,7 @@ def _job_create(request):
     grader_value = reinforcement.get("grader")
     grader = None
     if isinstance(grader_value, str):  # our extension: a saved grader's id
-        grader = Grader.objects.filter(pk=grader_value, project=access.project).first()
+        grader = grader_find(project=access.project, pk=grader_value)
         if grader is None:
             raise ApiError(f"No saved grader {grader_value!r} in this project.", param="method.reinforcement.grader")
         grader_value = None
@@ -252,24 +257,16 @@ def job_metrics(request, job_id: str):
 
 @api_view(["GET"])
 def job_samples(request, job_id: str):
-    """Our extension: graded samples, filterable by `split`, `min_step`, `max_step`, sortable."""
+    """Our extension: graded samples, filtered and sorted exactly like the sample browser
+    (`review.SampleFilters`: split, min_step, max_step, min_reward, max_reward, criterion,
+    min_score, max_score, errors, feedback, order), up to `limit`."""
     run = _get_run(request, job_id)
-    samples = run.samples.all()
-    q = request.query_params
-    if q.get("split"):
-        samples = samples.filter(split=q["split"])
-    try:
-        if q.get("min_step"):
-            samples = samples.filter(step__gte=int(q["min_step"]))
-        if q.get("max_step"):
-            samples = samples.filter(step__lte=int(q["max_step"]))
-    except ValueError:
-        raise ApiError("min_step and max_step must be integers.", param="min_step") from None
-    order = {"step": ("step", "id"), "best": ("-reward", "id"), "worst": ("reward", "id")}.get(q.get("order", "step"))
-    if order is None:
-        raise ApiError("order must be step, best or worst.", param="order")
+    samples, filters = review.sample_search(run=run, params=request.query_params)
+    if filters.problems:
+        param, message = filters.problems[0]
+        raise ApiError(message, param=param)
     _, limit = _page(request, default_limit=100)
-    data = [_sample_object(s) for s in samples.order_by(*order)[:limit]]
+    data = [_sample_object(s) for s in samples[:limit]]
     return Response({"object": "list", "data": data})
 
 

@@ -1,80 +1,113 @@
-"""The “New run” form: a few plain choices with “auto” defaults, the rest folded away."""
+"""The “New run” form, built from `trainer.config.FIELD_INFO`.
+
+Labels, units, help and ranges come from the table the API's hyperparameters are checked
+against, so the browser and the API accept the same values. The expert sees plain settings
+(“Answers per task: 2”); the form hands `run_plan` `TrainConfig` fields (`overrides`) and
+the one OpenAI hyperparameter people think in, the learning-rate multiplier.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
 
 from django import forms
 
+from trainer.config import AUTO_SIZES, FIELD_INFO, TrainConfig
 from webapp.datasets.selectors import dataset_list
 
-AUTO_HELP = "“auto” picks a sensible value from the dataset size."
+from .plan import DEFAULT_SEED
+
+_TYPES = typing.get_type_hints(TrainConfig)
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+HARDWARE = {"cpu": "cpu", "gpu": "cuda"}  # form choice -> the device `run_plan` sizes "auto" for
 
 
-class AutoNumberField(forms.CharField):
-    """A number, or the word “auto” (OpenAI's hyperparameter convention)."""
+def _number(kind: type, text: str, *, auto: bool):
+    try:
+        return kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise forms.ValidationError(f"Enter {what} or “auto”." if auto else f"Enter {what}.") from None
 
-    def __init__(self, *, kind=int, minimum=None, maximum=None, **kwargs):
-        self.kind, self.minimum, self.maximum = kind, minimum, maximum
-        super().__init__(initial="auto", required=False, **kwargs)
+
+class SettingField(forms.CharField):
+    """One launch setting: a number in `FIELD_INFO`'s range, or “auto” where it has one (then
+    an empty box means “auto” too), or nothing where it is optional."""
+
+    def __init__(self, name: str, *, kind: type, auto: bool, required: bool = True, initial=None):
+        self.info, self.kind, self.auto, self.optional = FIELD_INFO[name], kind, auto, not required
+        self.unit = self.info.unit
+        help_text = self.info.help
+        if not self.unit and self.info.minimum is not None:  # no unit to read: say the range
+            low, high = self.info.minimum, self.info.maximum
+            help_text += f" From {low:g} to {high:g}." if high is not None else f" At least {low:g}."
+        if auto:
+            help_text += f" “auto”: {self.info.auto}."
+        super().__init__(label=self.info.label, help_text=help_text, required=False,
+                         initial="auto" if auto else initial)
+        self.widget.attrs.update({"inputmode": "numeric" if kind is int else "decimal", "size": 8})
 
     def clean(self, value):
-        value = (value or "").strip().lower() or "auto"
-        if value == "auto":
+        text = (value or "").strip().lower()
+        if self.auto and text in ("", "auto"):
             return "auto"
-        try:
-            number = self.kind(value)
-        except ValueError:
-            raise forms.ValidationError(
-                f"Enter {'a whole number' if self.kind is int else 'a number'} or “auto”.") from None
-        if (self.minimum is not None and number < self.minimum) or (self.maximum is not None and number > self.maximum):
-            raise forms.ValidationError(f"Must be between {self.minimum} and {self.maximum}.")
+        if not text:
+            if self.optional:
+                return None
+            raise forms.ValidationError("This field is required.")
+        number = _number(self.kind, text, auto=self.auto)
+        low, high = self.info.minimum, self.info.maximum
+        if (low is not None and number < low) or (high is not None and number > high):
+            if high is None:
+                raise forms.ValidationError(f"Must be at least {low:g}.")
+            raise forms.ValidationError(f"Must be between {low:g} and {high:g}.")
         return number
+
+
+def _kind(name: str) -> type:
+    hint = _TYPES.get(name, float)
+    return int if hint is int or int in typing.get_args(hint) else float
 
 
 class LaunchForm(forms.Form):
     dataset = forms.ChoiceField(help_text="Tasks to train on; its validation split measures progress.")
     grader = forms.ChoiceField(help_text="The rubric that scores every answer.")
     base_model = forms.ChoiceField(label="Base model", help_text="The model that learns.")
-    suffix = forms.CharField(required=False, max_length=64, help_text="A short name for the trained model.")
-
-    n_epochs = AutoNumberField(label="Passes over the tasks", minimum=1, maximum=50,
-                               help_text="More passes: more learning, more time. " + AUTO_HELP)
-    batch_size = AutoNumberField(label="Tasks per step", minimum=1, maximum=256,
-                                 help_text="How many tasks each update looks at.")
-    compute_multiplier = AutoNumberField(label="Answers per task (× 8)", kind=float, minimum=0.25, maximum=8,
-                                         help_text="Tries per task to compare; 1 means 8 answers per task.")
-    learning_rate_multiplier = AutoNumberField(label="Learning speed (×)", kind=float, minimum=0.01, maximum=100,
-                                               help_text="Higher learns faster but can become unstable.")
-    reasoning_effort = forms.ChoiceField(
-        label="Answer length", initial="auto",
-        choices=[("auto", "auto (128 tokens)"), ("minimal", "minimal (64)"), ("low", "low (128)"),
-                 ("medium", "medium (256)"), ("high", "high (512)")],
-        help_text="The longest answer the model may write during training.")
-    eval_interval = AutoNumberField(label="Check progress every N steps", minimum=1,
-                                    help_text="Validation and a checkpoint every N steps.")
+    suffix = forms.CharField(required=False, max_length=64, label="Name",
+                             help_text="A short name for the trained model, up to 64 characters.")
     worker_type = forms.ChoiceField(
-        choices=[("cpu", "CPU worker"), ("gpu", "CUDA GPU worker")], initial="cpu", label="Train on",
-        help_text="On a CPU worker “auto” picks smaller steps (4 tasks × 4 answers, short answers).")
+        label="Train on", choices=[("cpu", "A CPU worker"), ("gpu", "A GPU worker (CUDA)")],
+        help_text="Sizes the “auto” settings below: each step on a CPU worker is {cpu.batch_size} tasks × "
+                  "{cpu.group_size} answers of up to {cpu.max_completion_tokens} tokens, on a GPU worker "
+                  "{gpu.batch_size} × {gpu.group_size} of up to {gpu.max_completion_tokens}."
+                  .format(cpu=AUTO_SIZES["cpu"], gpu=AUTO_SIZES["cuda"]))
 
-    # advanced
-    method = forms.ChoiceField(choices=[("lora", "LoRA adapters (fast, small)"), ("full", "All weights")],
-                               initial="lora", help_text="LoRA trains small adapters on top of the base model.")
-    max_completion_tokens = forms.IntegerField(required=False, min_value=1, max_value=8192,
-                                               label="Answer length in tokens (overrides the above)")
-    temperature = forms.FloatField(initial=1.0, min_value=0.05, max_value=2.0,
-                                   help_text="Sampling temperature of training answers.")
-    beta = forms.FloatField(initial=0.0, min_value=0.0, max_value=10.0, label="KL penalty (beta)",
-                            help_text="Keeps the model close to the base model; 0 disables it.")
-    seed = forms.IntegerField(initial=42, min_value=0)
-    max_steps = forms.IntegerField(required=False, min_value=1, help_text="Stop early after this many steps.")
+    # The settings, in the order the form shows them; the advanced ones are folded away.
+    AUTO_SETTINGS = ("n_epochs", "batch_size", "group_size", "learning_rate_multiplier", "max_completion_tokens",
+                     "eval_interval")
+    ADVANCED = ("method", "temperature", "beta", "seed", "max_steps")
+    # Settings with OpenAI's name and meaning, recorded on the run as given; the rest are TrainConfig fields.
+    HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier", "eval_interval")
 
-    ADVANCED = ("method", "max_completion_tokens", "temperature", "beta", "seed", "max_steps")
-    HYPERPARAMETERS = ("n_epochs", "batch_size", "compute_multiplier", "learning_rate_multiplier",
-                       "reasoning_effort", "eval_interval")
-
-    def __init__(self, *args, project, graders, base_models, **kwargs):
+    def __init__(self, *args, project, graders, base_models, device: str, **kwargs):
         super().__init__(*args, **kwargs)
+        for name in self.AUTO_SETTINGS:
+            self.fields[name] = SettingField(name, kind=_kind(name), auto=True)
+        method = FIELD_INFO["method"]
+        self.fields["method"] = forms.ChoiceField(label=method.label, help_text=method.help,
+                                                  choices=method.choices, initial=_DEFAULTS["method"])
+        for name in ("temperature", "beta"):
+            self.fields[name] = SettingField(name, kind=float, auto=False, initial=_DEFAULTS[name])
+        self.fields["seed"] = SettingField("seed", kind=int, auto=False, initial=DEFAULT_SEED)
+        self.fields["max_steps"] = SettingField("max_steps", kind=int, auto=False, required=False)
+        self.fields["worker_type"].initial = "gpu" if device == "cuda" else "cpu"
+
         self.datasets = {str(d.pk): d for d in dataset_list(project=project) if d.train_count}
         self.graders = {g.pk: g for g in graders}
         self.fields["dataset"].choices = [
-            (k, f"{d.name} v{d.version} ({d.train_count} train / {d.valid_count} valid)") for k, d in self.datasets.items()]
+            (k, f"{d.name} v{d.version} ({d.train_count} train / {d.valid_count} valid)")
+            for k, d in self.datasets.items()]
         self.fields["grader"].choices = [(k, f"{g.name} v{g.version}") for k, g in self.graders.items()]
         self.fields["base_model"].choices = base_models
 
@@ -82,24 +115,28 @@ class LaunchForm(forms.Form):
         return [f for f in self if f.name not in self.ADVANCED]
 
     def advanced_fields(self):
-        return [f for f in self if f.name in self.ADVANCED]
+        return [self[name] for name in self.ADVANCED]
 
-    # What "auto" means on a CPU worker, where OpenAI's GPU-sized defaults (8 tasks x 8 answers
-    # of 128 tokens per step) take minutes per step even for a 135M model.
-    CPU_AUTO = {"batch_size": 4, "compute_multiplier": 0.5, "reasoning_effort": "minimal"}
+    # --- what run_plan takes --------------------------------------------------------------------
 
     def hyperparameters(self) -> dict:
-        hp = {k: self.cleaned_data[k] for k in self.HYPERPARAMETERS}
-        if self.cleaned_data.get("worker_type") == "cpu":
-            cpu = {**self.CPU_AUTO, "batch_size": min(self.CPU_AUTO["batch_size"], self.datasets[self.cleaned_data["dataset"]].train_count)}
-            hp.update({k: v for k, v in cpu.items() if hp[k] == "auto"})
-        return hp
+        return {k: self.cleaned_data[k] for k in self.HYPERPARAMETERS}
 
     def overrides(self) -> dict:
+        """`TrainConfig` fields the expert set (an “auto” one is left to `run_plan`)."""
         d = self.cleaned_data
         out = {"method": d["method"], "temperature": d["temperature"], "beta": d["beta"]}
-        if d.get("max_completion_tokens"):
-            out["max_completion_tokens"] = d["max_completion_tokens"]
-        if d.get("max_steps"):
-            out["max_steps"] = d["max_steps"]
+        for name in ("group_size", "max_completion_tokens", "max_steps"):
+            if d.get(name) not in (None, "auto"):
+                out[name] = d[name]
         return out
+
+    def device(self) -> str:
+        return HARDWARE[self.cleaned_data["worker_type"]]
+
+    def plan_arguments(self) -> dict:
+        """Keyword arguments for `run_plan` / `run_create`."""
+        d = self.cleaned_data
+        return {"dataset": self.datasets[d["dataset"]], "grader": self.graders[d["grader"]],
+                "base_model": d["base_model"], "suffix": d["suffix"], "seed": d["seed"],
+                "hyperparameters": self.hyperparameters(), "overrides": self.overrides(), "device": self.device()}

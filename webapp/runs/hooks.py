@@ -1,9 +1,11 @@
 """The trainer's hooks for the web app: rows in the database, written in batches.
 
-The trainer calls `on_step` once per step and `should_stop` between steps. Writing one
-transaction per number would make SQLite the bottleneck and lock readers out, so rows are
-buffered and flushed at most every `flush_seconds` (and at checkpoints, errors and the end).
-A separate heartbeat thread proves the worker is alive even during a long step.
+The trainer calls `on_step` once per step, `on_checkpoint` after the step it belongs to,
+`on_checkpoint_removed` for each checkpoint it pruned, and `should_stop` between steps (the
+contract in `trainer.hooks`). Writing one transaction per number would make SQLite the
+bottleneck and lock readers out, so rows are buffered and flushed at most every
+`flush_seconds` (and at checkpoints, errors and the end). A separate heartbeat thread proves
+the worker is alive even during a long step.
 """
 
 from __future__ import annotations
@@ -45,7 +47,6 @@ class DbHooks(Hooks):
         self._events: list[RunEvent] = []
         self._progress: dict[str, Any] = {}
         self._last_flush = time.monotonic()
-        self._flush_next_step = False
 
     # --- trainer callbacks ------------------------------------------------------------------
     def on_step(self, step: int, metrics: dict[str, Any], samples: list[dict[str, Any]]) -> None:
@@ -63,40 +64,35 @@ class DbHooks(Hooks):
         if metrics.get("eta_s") is not None:  # the trainer's own estimate from its step times
             progress["estimated_finish"] = timezone.now() + timedelta(seconds=metrics["eta_s"])
         self._progress.update(progress)
-        self._maybe_flush(force=self._flush_next_step)
-        self._flush_next_step = False
+        self._maybe_flush()
 
     def on_event(self, level: str, message: str, data: dict[str, Any] | None = None) -> None:
         self._events.append(RunEvent(run_id=self.run_id, level=level, type="message", message=message[:10000],
                                      data=clean_json(data or {})))
-        if (data or {}).get("removed"):  # the trainer pruned a checkpoint after reporting it
-            self._forget_pruned_checkpoints()
         self._maybe_flush(force=level == "error")
 
     def on_checkpoint(self, step: int, path: str, metrics: dict[str, Any]) -> None:
         metrics = clean_json(metrics)
         valid = metrics.get("valid/reward_mean")
         with transaction.atomic():
+            # The step's own rows (buffered by its on_step) land with its checkpoint, so a
+            # resume from this checkpoint never leaves a hole in the metrics.
             self._flush_rows()
-            # The trainer reports a step's checkpoint just before the step itself: store the
-            # step's metrics now, so a resume from this checkpoint never leaves a hole.
-            RunMetric.objects.bulk_create([RunMetric(run_id=self.run_id, step=step, data=metrics)],
-                                          ignore_conflicts=True)
-            self._flush_next_step = True
-            Run.objects.filter(pk=self.run_id, current_step__lt=step).update(current_step=step)
             RunCheckpoint.objects.create(run_id=self.run_id, step=step, path=str(path), metrics=metrics,
                                          valid_reward=valid, size_bytes=folder_size(path))
-            self._forget_pruned_checkpoints()
-            best = (RunCheckpoint.objects.filter(run_id=self.run_id, valid_reward__isnull=False)
-                    .order_by("-valid_reward").values_list("valid_reward", flat=True).first())
-            Run.objects.filter(pk=self.run_id).update(best_valid_reward=best)
+            self._update_best()
 
-    def _forget_pruned_checkpoints(self) -> None:
-        """The trainer keeps only the best few plus the latest: drop rows whose folder is gone
-        (else the run page offers a download that 404s)."""
-        for ckpt in RunCheckpoint.objects.filter(run_id=self.run_id).only("path"):
-            if not Path(ckpt.path).exists():
-                ckpt.delete()
+    def on_checkpoint_removed(self, path: str) -> None:
+        """The trainer keeps only the best few plus the latest: forget the pruned one (else the
+        run page offers a download that 404s)."""
+        with transaction.atomic():
+            RunCheckpoint.objects.filter(run_id=self.run_id, path=str(path)).delete()
+            self._update_best()
+
+    def _update_best(self) -> None:
+        best = (RunCheckpoint.objects.filter(run_id=self.run_id, valid_reward__isnull=False)
+                .order_by("-valid_reward").values_list("valid_reward", flat=True).first())
+        Run.objects.filter(pk=self.run_id).update(best_valid_reward=best)
 
     def should_stop(self) -> str | None:
         self._maybe_flush()

@@ -1,44 +1,33 @@
-"""The “New run” screen: choose, see the estimate and the pre-flight checks, launch."""
+"""The “New run” screen: choose, see the estimate and the pre-flight checks, launch.
+
+The estimate and the launch go through the same `run_plan`, so what the estimate shows is
+exactly what launching would freeze (or the same error launching would give).
+"""
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from webapp.graders.selectors import grader_list
+from trainer.config import FIELD_INFO
+from webapp.graders.selectors import grader_list_latest
 from webapp.projects.access import ProjectAccess, project_view
 from webapp.projects.models import Role
 
-from . import preflight as pf
+from . import selectors
 from .forms import LaunchForm
-from .models import Run, RunPreflight
-from .services import LaunchError, base_model_choices, build_config, run_create, run_task_counts
-from .tasks import preflight_task
+from .plan import LaunchError, run_plan, training_device
+from .preflight import preflight_create
+from .services import run_create
 
-
-def _latest_graders(project):
-    latest = {}
-    for g in grader_list(project=project):  # ordered by name, newest version first
-        latest.setdefault(g.name, g)
-    return list(latest.values())
+# LaunchError's `param` is the API's field name; the page names the form's field instead.
+PARAM_WORDS = {"method.reinforcement.grader": "Grader", "grader": "Grader", "model": "Base model",
+               "training_file": "Dataset", "hyperparameters": "Settings", "suffix": "Name"}
 
 
 def _form(access: ProjectAccess, data=None) -> LaunchForm:
-    return LaunchForm(data, project=access.project, graders=_latest_graders(access.project),
-                      base_models=base_model_choices())
-
-
-def _draft(form: LaunchForm, access: ProjectAccess, user) -> tuple[Run, dict]:
-    """An unsaved Run from the form plus its resolved trainer config (raises LaunchError)."""
-    d = form.cleaned_data
-    run = Run(project=access.project, dataset=form.datasets[d["dataset"]], grader=form.graders[d["grader"]],
-              base_model=d["base_model"], hyperparameters=form.hyperparameters(), seed=d["seed"],
-              suffix=d["suffix"], created_by=user)
-    run.grader_spec = run.grader.spec
-    n_train, n_valid = run_task_counts(run)
-    config = build_config(run=run, n_train=n_train, n_valid=n_valid, overrides=form.overrides())
-    return run, {"config": config, "n_train": n_train, "n_valid": n_valid}
+    return LaunchForm(data, project=access.project, graders=grader_list_latest(project=access.project),
+                      base_models=selectors.base_model_choices(), device=training_device())
 
 
 @require_http_methods(["GET", "POST"])
@@ -46,14 +35,8 @@ def _draft(form: LaunchForm, access: ProjectAccess, user) -> tuple[Run, dict]:
 def run_launch(request, access: ProjectAccess):
     form = _form(access, request.POST or None)
     if request.method == "POST" and form.is_valid():
-        d = form.cleaned_data
         try:
-            run = run_create(
-                project=access.project, user=request.user, dataset=form.datasets[d["dataset"]],
-                grader=form.graders[d["grader"]], base_model=d["base_model"],
-                hyperparameters=form.hyperparameters(), suffix=d["suffix"], seed=d["seed"],
-                overrides=form.overrides(),
-            )
+            run = run_create(project=access.project, user=request.user, **form.plan_arguments())
         except ValidationError as exc:  # LaunchError included
             form.add_error(None, exc.messages)
         else:
@@ -73,30 +56,23 @@ def run_estimate(request, access: ProjectAccess):
     form = _form(access, request.POST)
     context = {"project": access.project}
     if not form.is_valid():
-        context["errors"] = form.errors
+        context["errors"] = {form[name].label if name in form.fields else "settings": errs
+                             for name, errs in form.errors.items()}
         return render(request, "runs/_estimate.html", context)
     try:
-        run, draft = _draft(form, access, request.user)
+        plan = run_plan(project=access.project, user=request.user, **form.plan_arguments())
     except LaunchError as exc:
-        context["errors"] = {exc.param or "settings": exc.messages}
+        context["errors"] = {PARAM_WORDS.get(exc.param, "Settings"): exc.messages}
         return render(request, "runs/_estimate.html", context)
-    config = draft["config"]
-    context.update(
-        estimate=pf.estimate(config=config, n_train=draft["n_train"], prompts=pf.prompt_sample(run.dataset),
-                             device=form.cleaned_data["worker_type"], base_model=run.base_model),
-        config=config, n_train=draft["n_train"], n_valid=draft["n_valid"],
-    )
+    context.update(estimate=selectors.run_estimate(plan=plan), config=plan.config, n_train=plan.n_train,
+                   n_valid=plan.n_valid, method_label=dict(FIELD_INFO["method"].choices)[plan.config.method])
     if request.POST.get("check"):
-        with transaction.atomic():
-            pre = RunPreflight.objects.create(project=access.project, created_by=request.user, dataset=run.dataset,
-                                              grader_spec=run.grader_spec, config=config.to_dict())
-            transaction.on_commit(lambda: preflight_task.delay(pre.pk))
-        context["preflight"] = pre
+        context["preflight"] = preflight_create(project=access.project, user=request.user, plan=plan)
     return render(request, "runs/_estimate.html", context)
 
 
 @require_GET
 @project_view(Role.EDITOR)
 def preflight_status(request, access: ProjectAccess, pk: int):
-    pre = get_object_or_404(RunPreflight, project=access.project, pk=pk)
+    pre = selectors.preflight_get(project=access.project, pk=pk)
     return render(request, "runs/_preflight.html", {"project": access.project, "preflight": pre})

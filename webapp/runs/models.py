@@ -194,6 +194,13 @@ class SampleFeedback(models.Model):
         return f"feedback on {self.sample_id}"
 
 
+class PreflightStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for a worker"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
 class RunPreflight(models.Model):
     """Checks that would make a run pointless, computed by a worker before launch."""
 
@@ -203,7 +210,7 @@ class RunPreflight(models.Model):
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
     grader_spec = models.JSONField()
     config = models.JSONField()
-    status = models.CharField(max_length=10, default="pending")  # pending | running | done | failed
+    status = models.CharField(max_length=10, choices=PreflightStatus.choices, default=PreflightStatus.PENDING)
     progress = models.CharField(max_length=200, blank=True)
     results = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)

@@ -1,23 +1,50 @@
+"""Reads for runs. Nothing here writes: a run whose worker vanished is marked lost by the
+periodic `services.runs_detect_lost`, not by whoever happens to read it."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
 
+from webapp.datasets.importers import prompt_text
+from webapp.datasets.models import Dataset, Split
+from webapp.datasets.selectors import dataset_split_counts
 from webapp.projects.models import Project
 
-from .models import Run, RunSample
-from .services import run_detect_lost, runs_detect_lost
+from .models import LocalBaseModel, Run, RunCheckpoint, RunMetric, RunPreflight, RunSample
+
+if TYPE_CHECKING:
+    from .plan import RunPlan
+
+ESTIMATE_PROMPTS = 200
+# Completion tokens per second when no earlier run of the model says better (measured with
+# bench/grpo_vs_trl.py on the built-in 135M model; see README).
+DEFAULT_TOKENS_PER_S = {"cpu": 150.0, "cuda": 3000.0}
+
+
+# --- runs ------------------------------------------------------------------------------------
 
 
 def run_list(*, project: Project) -> QuerySet[Run]:
-    runs_detect_lost(runs=project.runs.all())
     return project.runs.select_related("dataset", "grader", "created_by")
 
 
+def run_list_for_projects(*, projects: QuerySet[Project]) -> QuerySet[Run]:
+    return Run.objects.filter(project__in=projects).select_related("project")
+
+
 def run_get(*, project: Project, pk: str) -> Run:
-    """A run of this project (404 otherwise); a run whose worker vanished is marked lost first."""
-    run = get_object_or_404(Run.objects.select_related("dataset", "grader", "valid_dataset"), project=project, pk=pk)
-    if run_detect_lost(run=run):
-        run.refresh_from_db()
-    return run
+    """A run of this project (404 otherwise)."""
+    return get_object_or_404(Run.objects.select_related("dataset", "grader", "valid_dataset"), project=project, pk=pk)
+
+
+def run_get_for_projects(*, projects: QuerySet[Project], pk: str) -> Run:
+    """A run of one of `projects` (404 otherwise: others' runs do not exist for the caller)."""
+    return get_object_or_404(Run.objects.select_related("project"), pk=pk, project__in=projects)
 
 
 def run_feedback_counts(*, run: Run) -> dict[str, int]:
@@ -25,3 +52,78 @@ def run_feedback_counts(*, run: Run) -> dict[str, int]:
     rows = (RunSample.objects.filter(run=run, feedback__isnull=False)
             .values("feedback__criterion").annotate(n=Count("feedback")))
     return {r["feedback__criterion"]: r["n"] for r in rows}
+
+
+def run_latest_checkpoint(*, run: Run) -> RunCheckpoint | None:
+    """The newest checkpoint whose folder is still there (resume continues from it)."""
+    for ckpt in run.checkpoints.order_by("-step"):
+        if Path(ckpt.path).exists():
+            return ckpt
+    return None
+
+
+# --- what a run trains on --------------------------------------------------------------------
+
+
+def base_model_choices() -> list[tuple[str, str]]:
+    """(value, label) for the launch form: the built-in models, then admin-registered folders."""
+    from trainer.models import BUILTIN_MODELS
+
+    choices = [(name, f"{name} (built in)") for name in BUILTIN_MODELS]
+    choices += [(m.name, f"{m.name} ({m.path})") for m in LocalBaseModel.objects.all()]
+    return choices
+
+
+def task_rows(*, dataset: Dataset, split: str = Split.TRAIN) -> list[dict]:
+    """One split's task rows, in order."""
+    return [t.data for t in dataset.tasks.filter(split=split).order_by("position").iterator(chunk_size=2000)]
+
+
+def run_task_counts(*, run: Run) -> tuple[int, int]:
+    """(training, validation) task counts, as `run_training_rows` would return them; no rows loaded."""
+    counts = dataset_split_counts(dataset=run.dataset)
+    if run.valid_dataset_id:
+        return counts[Split.TRAIN], sum(dataset_split_counts(dataset=run.valid_dataset).values())
+    return counts[Split.TRAIN], counts[Split.VALID]
+
+
+def run_training_rows(*, run: Run) -> tuple[list[dict], list[dict]]:
+    """(training, validation) rows: the dataset's train split, and the validation dataset's
+    tasks when one was given, else the dataset's own validation split."""
+    train = task_rows(dataset=run.dataset)
+    if run.valid_dataset_id:
+        valid = task_rows(dataset=run.valid_dataset) + task_rows(dataset=run.valid_dataset, split=Split.VALID)
+    else:
+        valid = task_rows(dataset=run.dataset, split=Split.VALID)
+    return train, valid
+
+
+# --- before launch -----------------------------------------------------------------------------
+
+
+def run_estimate(*, plan: RunPlan) -> dict:
+    """Steps, tokens and time of a planned run, before it starts (instant: no model)."""
+    config, run = plan.config, plan.run
+    steps = config.total_steps(plan.n_train)
+    prompts = [prompt_text(row) for row in run.dataset.tasks.filter(split=Split.TRAIN).order_by("position")
+               .values_list("data", flat=True)[:ESTIMATE_PROMPTS]]
+    prompt_tokens = statistics.mean(len(p) / 4 + 20 for p in prompts) if prompts else 0
+    completion_tokens = config.max_completion_tokens * 0.5  # completions usually stop early
+    per_step = config.batch_size * config.group_size
+    history = (RunMetric.objects.filter(run__base_model=run.base_model, data__has_key="throughput/tokens_per_s")
+               .order_by("-id")[:200])
+    rates = [m.data.get("throughput/tokens_per_s") for m in history if m.data.get("throughput/tokens_per_s")]
+    device = "cuda" if config.device == "cuda" else "cpu"
+    tokens_per_s = statistics.median(rates) if rates else DEFAULT_TOKENS_PER_S[device]
+    seconds = steps * per_step * completion_tokens / tokens_per_s * 1.6  # + training and grading
+    return {
+        "steps": steps, "samples": steps * per_step,
+        "tokens": int(steps * per_step * (prompt_tokens + completion_tokens)),
+        "seconds": int(seconds), "tokens_per_s": round(tokens_per_s, 1),
+        "rate_source": ("earlier runs of this model" if rates
+                        else f"a typical {'GPU' if device == 'cuda' else 'CPU'} worker"),
+    }
+
+
+def preflight_get(*, project: Project, pk: int) -> RunPreflight:
+    return get_object_or_404(RunPreflight, project=project, pk=pk)

@@ -1,6 +1,7 @@
 from celery import shared_task
 
-from .services import run_execute
+from .preflight import preflight_execute
+from .services import run_execute, runs_detect_lost
 
 
 # acks_late=False: a training task is acknowledged when a worker takes it, so a worker that
@@ -13,6 +14,9 @@ def run_train_task(run_id: str) -> None:
 
 @shared_task(ignore_result=True)
 def preflight_task(preflight_id: int) -> None:
-    from .preflight import preflight_execute
-
     preflight_execute(preflight_id=preflight_id)
+
+
+@shared_task(ignore_result=True)  # sent by celery beat every STUDIO_LOST_CHECK_SECONDS
+def runs_detect_lost_task() -> None:
+    runs_detect_lost()

@@ -223,16 +223,15 @@ def _sample_cards(samples, access) -> list[dict]:
 @project_view(Role.VIEWER)
 def sample_list(request, access: ProjectAccess, pk: str):
     run = selectors.run_get(project=access.project, pk=pk)
-    criteria = review.sample_criteria(run)
-    filters = review.SampleFilters.from_query(request.GET, criteria)
-    qs = filters.apply(run.samples.all()).prefetch_related("feedback")
-    page = Paginator(qs, SAMPLES_PER_PAGE).get_page(request.GET.get("page"))
+    samples, filters = review.sample_search(run=run, params=request.GET)
+    page = Paginator(samples.prefetch_related("feedback"), SAMPLES_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     context = {
         "access": access, "project": access.project, "run": run, "title": run_title(run), "tab": "runs",
         "page": page, "cards": _sample_cards(page.object_list, access), "filters": filters,
-        "criteria": criteria, "sorts": review.SORT_LABELS, "stats": review.sample_stats(run),
+        "criteria": review.sample_criteria(run=run), "orders": review.ORDER_LABELS,
+        "stats": review.sample_stats(run=run),
         "query": query.urlencode(),
     }
     if request.htmx and request.htmx.target == "sample-results":
@@ -245,7 +244,7 @@ def sample_list(request, access: ProjectAccess, pk: str):
 def sample_task(request, access: ProjectAccess, pk: str, task_key: str):
     """Compare early vs late: one task's outputs at its first and its last sampled step."""
     run = selectors.run_get(project=access.project, pk=pk)
-    early, late = review.task_early_late(run, task_key)
+    early, late = review.task_early_late(run=run, task_key=task_key)
     return render(request, "runs/sample_task.html", {
         "access": access, "project": access.project, "run": run, "title": run_title(run), "tab": "runs",
         "early": _sample_cards(early, access), "late": _sample_cards(late, access),
@@ -258,7 +257,7 @@ def sample_task(request, access: ProjectAccess, pk: str, task_key: str):
 def sample_feedback(request, access: ProjectAccess, pk: str, sample_pk: int):
     """“Grader was wrong”: GET gives the small form, POST records the disagreement."""
     run = selectors.run_get(project=access.project, pk=pk)
-    sample = review.sample_get(run, sample_pk)
+    sample = review.sample_get(run=run, pk=sample_pk)
     context = {"access": access, "project": access.project, "run": run, "title": run_title(run),
                "sample": sample, "criteria": sorted((sample.sub_rewards or {}).keys()), "error": None}
     if request.method == "POST":

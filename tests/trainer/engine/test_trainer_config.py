@@ -51,7 +51,8 @@ def test_total_steps():
 
 
 def test_openai_hyperparameters_auto():
-    config = config_from_openai_hyperparameters({}, base_model="m", n_train_tasks=40, n_valid_tasks=10)
+    config = config_from_openai_hyperparameters({}, base_model="m", n_train_tasks=40, n_valid_tasks=10,
+                                                device="cuda")
     assert config.base_model == "m"
     assert config.batch_size == 8 and config.group_size == 8
     assert config.n_epochs == 10  # about 50 steps: ceil(50 * 8 / 40)
@@ -84,3 +85,49 @@ def test_openai_hyperparameters_errors(hp, message):
     with pytest.raises(ConfigError) as info:
         config_from_openai_hyperparameters(hp, base_model="m", n_train_tasks=10)
     assert message in str(info.value)
+
+
+def test_auto_is_sized_for_the_device():
+    """A CPU gets a quarter of a GPU's answers per step: 4 tasks x 4 answers of 64 tokens."""
+    cpu = config_from_openai_hyperparameters({}, base_model="m", n_train_tasks=40, device="cpu")
+    gpu = config_from_openai_hyperparameters({}, base_model="m", n_train_tasks=40, device="cuda")
+    assert (cpu.batch_size, cpu.group_size, cpu.max_completion_tokens) == (4, 4, 64)
+    assert (gpu.batch_size, gpu.group_size, gpu.max_completion_tokens) == (8, 8, 128)
+    assert cpu.device == "cpu" and gpu.device == "cuda"
+    assert cpu.n_epochs == 5  # about 50 steps with 4 tasks per step: ceil(50 * 4 / 40)
+    small = config_from_openai_hyperparameters({}, base_model="m", n_train_tasks=3, device="cpu")
+    assert small.batch_size == 3
+    # numbers given stay what they are on any device
+    given = config_from_openai_hyperparameters({"batch_size": 8, "compute_multiplier": 1, "reasoning_effort": "low"},
+                                               base_model="m", n_train_tasks=40, device="cpu")
+    assert (given.batch_size, given.group_size, given.max_completion_tokens) == (8, 8, 128)
+
+
+def test_overrides_win_and_drive_the_auto_values_that_depend_on_them():
+    config = config_from_openai_hyperparameters(
+        {"batch_size": 8, "compute_multiplier": 1}, base_model="m", n_train_tasks=40, device="cuda",
+        batch_size=2, group_size=3, max_completion_tokens=20, max_steps=30)
+    assert (config.batch_size, config.group_size, config.max_completion_tokens) == (2, 3, 20)
+    assert config.n_epochs == 3  # ceil(50 * 2 / 40): auto passes follow the overridden batch size
+    assert config.eval_interval == 3  # about 10 checks of the 30 steps max_steps allows
+
+
+@pytest.mark.parametrize(("hp", "message"), [
+    ({"batch_size": 257}, "hyperparameter batch_size must be between 1 and 256 (got 257)"),
+    ({"n_epochs": 51}, "hyperparameter n_epochs must be between 1 and 50"),
+    ({"learning_rate_multiplier": 1000}, "hyperparameter learning_rate_multiplier must be between 0.001 and 100"),
+    ({"eval_interval": 0}, "hyperparameter eval_interval must be at least 1 (got 0)"),
+])
+def test_hyperparameter_ranges_are_the_launch_forms(hp, message):
+    """The API accepts exactly the ranges FIELD_INFO gives the launch form."""
+    with pytest.raises(ConfigError) as info:
+        config_from_openai_hyperparameters(hp, base_model="m", n_train_tasks=10, device="cpu")
+    assert message in str(info.value)
+
+
+def test_compute_multiplier_maps_to_answers_per_task_within_the_forms_range():
+    def group(multiplier):
+        return config_from_openai_hyperparameters({"compute_multiplier": multiplier}, base_model="m",
+                                                  n_train_tasks=10, device="cuda").group_size
+
+    assert (group(0.25), group(1), group(0.01), group(100)) == (2, 8, 2, 64)

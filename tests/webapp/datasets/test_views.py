@@ -122,6 +122,30 @@ def test_csv_token_of_another_project_is_404(project_with_roles, client_for):
     assert client.get(url.replace(project.slug, other.slug, 1)).status_code == 404
 
 
+def test_a_staged_csv_belongs_to_its_uploader_and_expires(project_with_roles, client_for, settings):
+    """Staging is the services' (csv_stage / dataset_import_staged_csv): the view keeps no
+    state of its own, and only the uploader can map the file, until it expires."""
+    project, users = project_with_roles
+    url = upload(client_for(users["editor"]), project, train=b"q,a\nx,1\n", filename="s.csv").url
+    assert client_for(users["editor"]).get(url).status_code == 200
+    assert client_for(users["owner"]).get(url).status_code == 404  # same project, another user
+    token = url.rstrip("/").rsplit("/", 1)[1]
+    assert client_for(users["editor"]).get(url.replace(token, "../../etc")).status_code == 404
+    (settings.STUDIO_DATA_DIR / "staging" / f"{token}-train.csv").unlink()  # swept after a day
+    assert client_for(users["editor"]).get(url).status_code == 404
+
+
+def test_csv_with_a_validation_file_maps_both(project_with_roles, client_for, settings):
+    project, users = project_with_roles
+    client = client_for(users["editor"])
+    response = upload(client, project, train=b"q,a\nx,1\ny,2\n", filename="s.csv", valid=b"q,a\nz,3\n")
+    response = client.post(response.url, {"prompt_column": "q", "reference_column": "a"})
+    dataset = Dataset.objects.get()
+    assert response.status_code == 302 and dataset.source.startswith("s.csv + valid")
+    assert [t.split for t in dataset.tasks.order_by("position")] == ["train", "train", "valid"]
+    assert not list((settings.STUDIO_DATA_DIR / "staging").iterdir())  # every staged file removed
+
+
 def test_search_split_filter_and_pagination(dataset, project_with_roles, client_for):
     project, users = project_with_roles
     client = client_for(users["viewer"])

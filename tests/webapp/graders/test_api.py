@@ -63,6 +63,13 @@ def test_saved_grader_crud_and_versioning(api, project_with_roles, api_client_fo
 
     updated = post(client, f"/v1/graders/{gid}", {"grader": {**EXACT, "operation": "ilike"}}).json()
     assert updated["id"] == gid and updated["grader"]["operation"] == "ilike"
+    from webapp.datasets.services import dataset_create_from_rows
+
+    tasks = dataset_create_from_rows(project=project, name="t", user=None, valid_rows=[],
+                                     train_rows=[{"messages": [{"role": "user", "content": "q"}]}])
+    assert post(client, f"/v1/graders/{gid}", {"dataset_id": tasks.pk}).json()["dataset_id"] == tasks.pk
+    assert post(client, f"/v1/graders/{gid}", {"name": "Exact"}).json()["dataset_id"] == tasks.pk  # left as it is
+    assert post(client, f"/v1/graders/{gid}", {"dataset_id": None}).json()["dataset_id"] is None  # cleared
     bad = post(client, f"/v1/graders/{gid}", {"grader": {**EXACT, "type": "nope"}})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "grader.type"
 

@@ -198,3 +198,19 @@ def test_nested_multi_is_edited_as_json_and_admin_lists_graders(editor, dataset,
     admin = client_for(make_user("root", is_staff=True, is_superuser=True))
     assert "Nested" in admin.get("/admin/graders/grader/").content.decode()
     assert admin.get(f"/admin/graders/grader/{grader.pk}/change/").status_code == 200
+
+
+def test_choosing_no_dataset_clears_it_through_the_service(editor, dataset):
+    """The builder saves through grader_update alone (the view writes nothing itself), and
+    “no dataset” clears it, on the grader and on a new version of a locked one."""
+    project, client = editor
+    client.post(reverse("graders:new", args=[project.slug]), rubric_post(dataset, NUMBER, LENGTH))
+    grader = Grader.objects.get()
+    assert grader.dataset == dataset
+    client.post(reverse("graders:edit", args=[project.slug, grader.pk]), rubric_post(None, NUMBER, LENGTH))
+    grader.refresh_from_db()
+    assert grader.dataset is None
+    grader_update_locked = grader_lock(grader=grader, reason="run ftjob-1")
+    client.post(reverse("graders:edit", args=[project.slug, grader.pk]), rubric_post(dataset, NUMBER, LENGTH))
+    v2 = Grader.objects.get(version=2)
+    assert grader_update_locked.dataset is None and v2.dataset == dataset

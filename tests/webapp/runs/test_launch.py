@@ -1,5 +1,7 @@
 """The “New run” screen: form, estimate, launch, and the pre-flight checks."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -23,8 +25,8 @@ def launchable(project_with_roles, tiny_model_path):
                                        train_rows=rows[:10], valid_rows=rows[10:])
     grader = grader_create(project=project, name="Exact", spec=GOOD, user=users["owner"], dataset=dataset)
     form = {"dataset": str(dataset.pk), "grader": grader.pk, "base_model": "tiny", "suffix": "letters",
-            "n_epochs": "2", "batch_size": "4", "compute_multiplier": "0.5", "learning_rate_multiplier": "auto",
-            "reasoning_effort": "minimal", "eval_interval": "auto", "worker_type": "cpu", "method": "lora",
+            "n_epochs": "2", "batch_size": "4", "group_size": "4", "learning_rate_multiplier": "auto",
+            "max_completion_tokens": "64", "eval_interval": "auto", "worker_type": "cpu", "method": "lora",
             "temperature": "1.0", "beta": "0", "seed": "3"}
     return project, users, dataset, grader, form
 
@@ -91,7 +93,7 @@ def test_preflight_flags_harsh_grader_and_measures_prompts_and_rollouts(launchab
 
 def test_auto_means_smaller_steps_on_a_cpu_worker(launchable, client_for, django_capture_on_commit_callbacks):
     project, users, _, _, form = launchable
-    auto = {**form, "batch_size": "auto", "compute_multiplier": "auto", "reasoning_effort": "auto", "n_epochs": "auto"}
+    auto = {**form, "batch_size": "auto", "group_size": "auto", "max_completion_tokens": "auto", "n_epochs": "auto"}
     client = client_for(users["editor"])
     cpu = client.post(reverse("runs:estimate", args=[project.slug]), {**auto, "worker_type": "cpu"}).content.decode()
     gpu = client.post(reverse("runs:estimate", args=[project.slug]), {**auto, "worker_type": "gpu"}).content.decode()
@@ -99,4 +101,93 @@ def test_auto_means_smaller_steps_on_a_cpu_worker(launchable, client_for, django
     assert "8 tasks × 8 answers" in gpu and "answers up to 128 tokens" in gpu
     with django_capture_on_commit_callbacks():
         client.post(reverse("runs:launch", args=[project.slug]), {**auto, "worker_type": "cpu"})
-    assert Run.objects.get().hyperparameters["batch_size"] == 4
+    run = Run.objects.get()  # "auto" is recorded as given; the frozen config has the CPU size
+    assert run.hyperparameters["batch_size"] == "auto" and run.config["batch_size"] == 4
+
+
+def test_the_form_is_built_from_the_configs_documented_settings(launchable, client_for):
+    """Labels, units, help and ranges come from trainer.config.FIELD_INFO, in the expert's words."""
+    from trainer.config import FIELD_INFO
+    from webapp.runs.forms import LaunchForm
+
+    project, users, _, _, form = launchable
+    body = client_for(users["editor"]).get(reverse("runs:launch", args=[project.slug])).content.decode()
+    for name in LaunchForm.AUTO_SETTINGS + LaunchForm.ADVANCED:
+        info = FIELD_INFO[name]
+        assert f'<label for="id_{name}">{info.label}</label>' in body
+        if info.unit:
+            assert f'<span class="unit">{info.unit}</span>' in body
+    assert "Answers per task" in body and "(× 8)" not in body  # a count, not OpenAI's multiplier
+    assert "compute_multiplier" not in body and "reasoning_effort" not in body
+    labels = re.findall(r"<label[^>]*>([^<]*)</label>", body)
+    assert labels and not [label for label in labels if "_" in label]  # no raw hyperparameter names
+    assert "“auto”: 4 on a CPU worker, 8 on a GPU worker." in body  # answers per task, from AUTO_SIZES
+    # the ranges are the config's: the same numbers the API refuses
+    url = reverse("runs:estimate", args=[project.slug])
+    client = client_for(users["editor"])
+    low = client.post(url, {**form, "group_size": "1"}).content.decode()
+    assert "Answers per task: Must be between 2 and 64." in low
+    high = client.post(url, {**form, "n_epochs": "51"}).content.decode()
+    assert "Passes over the tasks: Must be between 1 and 50." in high
+
+
+def test_answers_per_task_is_what_the_run_gets(launchable, client_for, django_capture_on_commit_callbacks):
+    project, users, _, _, form = launchable
+    client = client_for(users["editor"])
+    estimate = client.post(reverse("runs:estimate", args=[project.slug]), {**form, "group_size": "2"}).content.decode()
+    assert "4 tasks × 2 answers" in estimate
+    with django_capture_on_commit_callbacks():
+        client.post(reverse("runs:launch", args=[project.slug]),
+                    {**form, "group_size": "2", "learning_rate_multiplier": "2", "max_steps": "3"})
+    run = Run.objects.get()
+    assert run.config["group_size"] == 2 and run.config["learning_rate"] == pytest.approx(1e-4)
+    assert run.total_steps == 3 and run.hyperparameters["learning_rate_multiplier"] == 2.0
+    job = client_for(users["editor"]).get(reverse("runs:detail", args=[project.slug, run.pk]))
+    assert job.status_code == 200
+
+
+def test_estimate_refuses_what_launch_refuses(launchable, client_for):
+    """Both go through run_plan: an estimate is never shown for a run that cannot launch."""
+    project, users, dataset, grader, form = launchable
+    client = client_for(users["editor"])
+    # a grader saved before a validation rule it breaks (the form cannot see this; run_plan can)
+    type(grader).objects.filter(pk=grader.pk).update(spec={**GOOD, "operation": "equals"})
+    estimate = client.post(reverse("runs:estimate", args=[project.slug]), form).content.decode()
+    launch = client.post(reverse("runs:launch", args=[project.slug]), form)
+    assert 'id="estimate-errors"' in estimate and "Invalid grader" in estimate and "operation" in estimate
+    assert launch.status_code == 400 and "Invalid grader" in launch.content.decode()
+    assert not Run.objects.exists()
+
+
+def test_preflight_create_queues_one_check_after_commit(launchable, django_capture_on_commit_callbacks):
+    from webapp.runs.plan import run_plan
+    from webapp.runs.preflight import preflight_create
+
+    project, users, dataset, grader, _ = launchable
+    plan = run_plan(project=project, user=users["editor"], dataset=dataset, grader=grader, base_model="tiny",
+                    overrides={"group_size": 2})
+    with django_capture_on_commit_callbacks() as callbacks:
+        pre = preflight_create(project=project, user=users["editor"], plan=plan)
+    assert len(callbacks) == 1 and pre.status == "pending" and pre.config["group_size"] == 2
+    assert pre.grader_spec == grader.spec and not Run.objects.exists()  # planning saved no run
+
+
+def test_an_api_job_on_a_cpu_worker_gets_cpu_sized_auto(launchable, api_client_for, settings):
+    """`auto` follows STUDIO_TRAINING_DEVICE for API jobs too, not only in the browser."""
+    from tests.helpers import jsonl
+    from webapp.datasets.services import file_create
+
+    project, users, _, _, _ = launchable
+    training = file_create(project=project, user=users["editor"], filename="t.jsonl",
+                           data=jsonl([rft_row(f"q{i}", "a") for i in range(40)]))
+    client = api_client_for(users["editor"], project)
+    body = {"model": "tiny", "training_file": training.id,
+            "method": {"type": "reinforcement", "reinforcement": {"grader": GOOD}}}
+    sizes = {}
+    for device in ("cpu", "cuda"):
+        settings.STUDIO_TRAINING_DEVICE = device
+        job = client.post("/v1/fine_tuning/jobs", body, content_type="application/json").json()
+        config = Run.objects.get(pk=job["id"]).config
+        sizes[device] = (config["batch_size"], config["group_size"], config["max_completion_tokens"])
+        assert job["method"]["reinforcement"]["hyperparameters"]["compute_multiplier"] == config["group_size"] / 8
+    assert sizes == {"cpu": (4, 4, 64), "cuda": (8, 8, 128)}

@@ -101,10 +101,13 @@ def test_killed_worker_is_lost_then_resume_continues_from_checkpoint(setup, sett
     killed_at = Run.objects.get(pk=run.pk)
     assert killed_at.status == RunStatus.RUNNING and killed_at.current_step < 12
 
-    from webapp.runs.selectors import run_get
+    from webapp.runs.services import runs_detect_lost
 
-    run = wait_for(lambda: (r := run_get(project=project, pk=run.pk)).status == RunStatus.FAILED and r,
-                   timeout=15)
+    def lost():  # what celery beat does every STUDIO_LOST_CHECK_SECONDS
+        runs_detect_lost()
+        return (r := Run.objects.get(pk=run.pk)).status == RunStatus.FAILED and r
+
+    run = wait_for(lost, timeout=15)
     assert run.error["code"] == "worker_lost" and run.error["message"].startswith("worker lost")
     checkpoint_step = run.checkpoints.order_by("-step").first().step
 

@@ -46,12 +46,12 @@ def test_lists_samples_newest_first_with_pagination(run, project_with_roles, cli
 
 
 @pytest.mark.parametrize("params,expect", [
-    ({"step_min": 3, "step_max": 4}, lambda s: 3 <= s.step <= 4),
+    ({"min_step": 3, "max_step": 4}, lambda s: 3 <= s.step <= 4),
     ({"split": "valid"}, lambda s: s.split == "valid"),
-    ({"reward_min": 0.6}, lambda s: s.reward >= 0.6),
-    ({"reward_max": 0.5}, lambda s: s.reward <= 0.5),
-    ({"criterion": "correct", "score_max": 0.5}, lambda s: s.sub_rewards["correct"] <= 0.5),
-    ({"criterion": "polite", "score_min": 0.7, "split": "train"}, lambda s: s.sub_rewards["polite"] >= 0.7 and s.split == "train"),
+    ({"min_reward": 0.6}, lambda s: s.reward >= 0.6),
+    ({"max_reward": 0.5}, lambda s: s.reward <= 0.5),
+    ({"criterion": "correct", "max_score": 0.5}, lambda s: s.sub_rewards["correct"] <= 0.5),
+    ({"criterion": "polite", "min_score": 0.7, "split": "train"}, lambda s: s.sub_rewards["polite"] >= 0.7 and s.split == "train"),
 ])
 def test_filters(run, project_with_roles, client_for, params, expect):
     _, users = project_with_roles
@@ -64,13 +64,13 @@ def test_filters(run, project_with_roles, client_for, params, expect):
 def test_sort_best_worst_and_by_criterion(run, project_with_roles, client_for):
     _, users = project_with_roles
     client = client_for(users["viewer"])
-    best = [RunSample.objects.get(pk=i).reward for i in shown(client.get(samples_url(run, sort="best")).content.decode())]
-    worst = [RunSample.objects.get(pk=i).reward for i in shown(client.get(samples_url(run, sort="worst")).content.decode())]
+    best = [RunSample.objects.get(pk=i).reward for i in shown(client.get(samples_url(run, order="best")).content.decode())]
+    worst = [RunSample.objects.get(pk=i).reward for i in shown(client.get(samples_url(run, order="worst")).content.decode())]
     assert best == sorted(best, reverse=True) and worst == sorted(worst) and best[0] > worst[0]
     RunSample.objects.filter(pk=run.samples.order_by("step").first().pk).update(sub_rewards={"correct": 0.0, "polite": 5.0})
-    top = shown(client.get(samples_url(run, sort="best", criterion="polite")).content.decode())[0]
+    top = shown(client.get(samples_url(run, order="best", criterion="polite")).content.decode())[0]
     assert RunSample.objects.get(pk=top).sub_rewards["polite"] == 5.0
-    body = client.get(samples_url(run, criterion="nonexistent", sort="nonsense", step_min="x")).content.decode()
+    body = client.get(samples_url(run, criterion="nonexistent", order="nonsense", min_step="x")).content.decode()
     assert "no criterion called" in body and len(shown(body)) == 20  # bad input is ignored, said
 
 
@@ -89,7 +89,7 @@ def test_model_output_is_escaped_and_long_outputs_folded(run, project_with_roles
     sample_row(run, 11, output="word " * 400, task=8).save()
     errors = {"python_grader_runtime_error": True, "python_grader_runtime_error_details": "ZeroDivisionError"}
     sample_row(run, 11, output="oops", task=9, errors=errors).save()
-    body = client_for(users["viewer"]).get(samples_url(run, step_min=11)).content.decode()
+    body = client_for(users["viewer"]).get(samples_url(run, min_step=11)).content.decode()
     assert "<script>alert" not in body and "<img src=x" not in body
     assert "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt;" in body
     assert "Show the whole output (2000 characters)" in body and "<details>" in body

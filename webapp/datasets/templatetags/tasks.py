@@ -15,7 +15,7 @@ def prompt_text(row: dict) -> str:
 @register.filter
 def message_text(message: dict) -> str:
     content = message.get("content") if isinstance(message, dict) else None
-    return importers._message_text(content) or ("" if content is None else json.dumps(content))
+    return importers.content_text(content) or ("" if content is None else json.dumps(content))
 
 
 @register.filter

@@ -4,11 +4,6 @@ register = template.Library()
 
 
 @register.filter
-def get_item(mapping, key):
-    return (mapping or {}).get(key) if hasattr(mapping, "get") else None
-
-
-@register.filter
 def score(value) -> str:
     """A reward or criterion score with 3 decimals; “—” when missing."""
     if isinstance(value, bool) or not isinstance(value, int | float):
