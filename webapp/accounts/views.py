@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -7,6 +8,15 @@ from django.views.decorators.http import require_http_methods, require_POST
 from . import services
 from .forms import ApiKeyForm
 from .models import ApiKey
+
+
+def lockout_minutes() -> int:
+    return max(1, round(settings.AXES_COOLOFF_TIME.total_seconds() / 60))
+
+
+def locked_out(request, response, credentials):
+    """What django-axes answers once a user name has failed too often from one address."""
+    return render(request, "registration/locked_out.html", {"minutes": lockout_minutes()}, status=429)
 
 
 @require_http_methods(["GET", "POST"])

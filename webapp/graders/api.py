@@ -55,6 +55,7 @@ def _grader_param(data) -> dict:
 
 
 def _validated(grader) -> dict:
+    sync_judges()  # judges an admin configured are valid `model`s
     try:
         return validate_grader(grader)
     except GraderValidationError as exc:

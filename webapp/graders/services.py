@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 def grader_validate_spec(spec) -> dict:
     """The normalised grader JSON, or a ValidationError naming the field path."""
+    sync_judges()  # judges an admin configured are valid `model`s
     try:
         return validate_grader(spec)
     except GraderValidationError as exc:

@@ -144,6 +144,7 @@ def _builder(request, access: ProjectAccess, grader: Grader | None):
         return _builder_page(request, access, form=form, rubric=rubric, grader=grader, dataset=dataset)
 
     valid = form.is_valid()
+    sync_judges()  # the rubric's AI-judge rows may name judges an admin configured
     spec = rb.compile_rubric(rubric, name=request.POST.get("name", ""))
     if not valid or spec is None:
         return _builder_page(request, access, form=form, rubric=rubric, grader=grader, dataset=dataset, status=400)

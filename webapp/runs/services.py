@@ -137,6 +137,7 @@ def run_create(
         grader_spec = grader.spec
     if grader_spec is None:
         raise LaunchError("A run needs a grader.", param="grader")
+    sync_judges()
     try:
         validate_grader(grader_spec)
     except GraderValidationError as exc:

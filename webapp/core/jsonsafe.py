@@ -1,0 +1,77 @@
+"""Parsing JSON from users: the API's request bodies, task files, JSON typed into forms.
+
+Python's `json` accepts what nothing downstream can handle: `NaN` and `Infinity` (strict
+JSON, PostgreSQL's jsonb and our API responses refuse them), numbers like `1e400` that
+become infinity, and nesting deep enough to raise `RecursionError` (not a `ValueError`)
+here or later in any recursive code. `loads` refuses all of that with a `ValueError` whose
+message says what is wrong, so every caller's existing "invalid JSON" path answers 400.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+MAX_DEPTH = 64  # objects and lists inside each other; a grader needs about 10
+
+
+class JsonError(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    raise JsonError(f"{name} is not allowed in JSON here (use null or a number)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise JsonError(f"the number {text[:40]} is too large")
+    return value
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether `value` nests objects/lists deeper than `limit` (iterative: never recurses)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+    """`json.loads`, refusing NaN/Infinity, overflowing numbers and deep nesting."""
+    try:
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise JsonError(f"the JSON is nested more than {max_depth} levels deep") from None
+    if too_deep(value, max_depth):
+        raise JsonError(f"the JSON is nested more than {max_depth} levels deep")
+    return value
+
+
+class StrictJSONParser(JSONParser):
+    """DRF's JSON parser with `loads`' rules; problems are a 400 that says what is wrong."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        parser_context = parser_context or {}
+        encoding = parser_context.get("encoding", "utf-8")
+        try:
+            raw = stream.read() if stream is not None else b""
+            return loads(raw.decode(encoding)) if raw.strip() else {}
+        except UnicodeDecodeError:
+            raise ParseError(f"The request body is not valid {encoding} text.") from None
+        except ValueError as exc:
+            raise ParseError(f"The request body is not valid JSON: {exc}") from None
