@@ -46,7 +46,12 @@ def extract_last_number(text: str, percent_as_fraction: bool = True) -> float | 
     sign, digits, exp, percent = found[-1]
     value = float(digits.replace(",", ""))
     if exp:
-        value *= 10.0 ** int(exp)
+        try:
+            value *= 10.0 ** int(exp)
+        except OverflowError:
+            return None
+    if not math.isfinite(value):
+        return None  # 400 nines in a row: not a number anyone can compare
     if sign and sign != "+":
         value = -value
     if percent and percent_as_fraction:

@@ -34,31 +34,53 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether `value` nests objects/lists deeper than `limit` (iterative: never recurses)."""
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "text may not contain NUL characters (\\u0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text may not contain lone surrogates (e.g. \\ud800)"
+    return None
+
+
+def problem(value: Any, limit: int = MAX_DEPTH) -> str | None:
+    """What no part of the app can store or send back, if anything: nesting deeper than
+    `limit`, NUL characters (PostgreSQL refuses them), lone surrogates (not UTF-8).
+    Iterative, so it never recurses however deep the value is."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
+        if isinstance(node, str):
+            found = _text_problem(node)
+            if found:
+                return found
+            continue
         if isinstance(node, dict):
+            for key in node:
+                found = _text_problem(key) if isinstance(key, str) else None
+                if found:
+                    return found
             children: Any = node.values()
         elif isinstance(node, list):
             children = node
         else:
             continue
         if depth > limit:
-            return True
+            return f"the JSON is nested more than {limit} levels deep"
         stack.extend((child, depth + 1) for child in children)
-    return False
+    return None
 
 
 def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
-    """`json.loads`, refusing NaN/Infinity, overflowing numbers and deep nesting."""
+    """`json.loads`, refusing NaN/Infinity, overflowing numbers, deep nesting, NUL."""
     try:
         value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except RecursionError:
         raise JsonError(f"the JSON is nested more than {max_depth} levels deep") from None
-    if too_deep(value, max_depth):
-        raise JsonError(f"the JSON is nested more than {max_depth} levels deep")
+    found = problem(value, max_depth)
+    if found:
+        raise JsonError(found)
     return value
 
 

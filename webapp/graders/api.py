@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from rest_framework.decorators import api_view
@@ -86,7 +87,8 @@ def grader_run(request):
     if reference is not None and "reference_answer" not in item:
         item = {**item, "reference_answer": reference}  # older SDKs sent it beside the item
     sync_judges()
-    return Response(run_grader(grader, sample, item).to_openai())
+    result = run_grader(grader, sample, item, time_budget=settings.STUDIO_GRADE_REQUEST_SECONDS)
+    return Response(result.to_openai())
 
 
 # --- saved graders --------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Iterator
 from itertools import islice
+from time import monotonic
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -164,23 +165,31 @@ def _criteria_responsible(result: GradeResult) -> list[dict]:
     ]
 
 
-def grader_check_run(*, check: GraderCheck) -> GraderCheck:
+def grader_check_run(*, check: GraderCheck, time_budget: float | None = None) -> GraderCheck:
     """Grade every task's reference answer; save totals, failures and progress as it goes.
 
-    Not one transaction: progress is written per chunk so the page can poll it.
+    Not one transaction: progress is written per chunk so the page can poll it. With
+    `time_budget` (a web request's few seconds), a check that is not done by then is
+    handed to a worker, which continues where this one stopped (a regex over 50,000 long
+    answers must not hold a web process for minutes).
     """
+    deadline = None if time_budget is None else monotonic() + time_budget
     GraderCheck.objects.filter(pk=check.pk).update(status=CheckStatus.RUNNING)
     sync_judges()
     spec = check.grader.spec
-    rewards: list[float] = []
-    failing: list[dict] = []
-    full = 0
+    rewards: list[float] = list(check.rewards or [])  # a check handed over resumes
+    failing: list[dict] = list(check.failing or [])
+    full = check.full_marks if rewards else 0
     tasks = Task.objects.filter(dataset_id=check.dataset_id).order_by("position", "pk")
     try:
-        rows = tasks.values_list("pk", "position", "split", "data").iterator(chunk_size=2000)
-        for chunk in _chunks(rows, CHECK_CHUNK):
+        rows = tasks.values_list("pk", "position", "split", "data")[len(rewards):].iterator(chunk_size=2000)
+        for chunk in _chunks(rows, CHECK_CHUNK if deadline is None else CHECK_CHUNK // 8):
             samples = [reference_sample(data.get("reference_answer", "")) for _, _, _, data in chunk]
-            results = grade_batch(spec, samples, [data for _, _, _, data in chunk])
+            left = None if deadline is None else deadline - monotonic()
+            results = grade_batch(spec, samples, [data for _, _, _, data in chunk], time_budget=left)
+            if deadline is not None and monotonic() >= deadline:
+                # This chunk may hold grades cut short by the budget: the worker redoes it.
+                return _check_hand_over(check, rewards=rewards, failing=failing, full=full)
             for (pk, position, split, data), result in zip(chunk, results, strict=True):
                 rewards.append(round(result.reward, 4))
                 if result.reward >= FULL_MARKS - 1e-9 and result.ok:
@@ -202,5 +211,15 @@ def grader_check_run(*, check: GraderCheck) -> GraderCheck:
         GraderCheck.objects.filter(pk=check.pk).update(
             status=CheckStatus.DONE, checked=len(rewards), total=len(rewards), full_marks=full,
             rewards=rewards, failing=failing, finished_at=timezone.now())
+    check.refresh_from_db()
+    return check
+
+
+def _check_hand_over(check: GraderCheck, *, rewards: list, failing: list, full: int) -> GraderCheck:
+    from .tasks import grader_check_task
+
+    GraderCheck.objects.filter(pk=check.pk).update(
+        status=CheckStatus.QUEUED, checked=len(rewards), rewards=rewards, failing=failing, full_marks=full)
+    transaction.on_commit(lambda: grader_check_task.delay(check.pk))
     check.refresh_from_db()
     return check

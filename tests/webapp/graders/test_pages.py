@@ -90,7 +90,7 @@ def test_slow_graders_are_checked_by_a_worker(dataset, editor, viewer, monkeypat
     check = GraderCheck.objects.get()
     assert queued == [check.pk] and check.status == CheckStatus.QUEUED
     assert "Waiting for a worker" in body and 'hx-trigger="every 1s"' in body  # the page polls
-    monkeypatch.setattr(services, "grade_batch", lambda spec, samples, items: [
+    monkeypatch.setattr(services, "grade_batch", lambda spec, samples, items, **kw: [
         __import__("trainer.grading", fromlist=["GradeResult"]).GradeResult(1.0) for _ in samples])
     tasks.grader_check_task(check.pk)  # what the worker runs
     status = viewer.get(reverse("graders:check_status", args=[dataset.project.slug, grader.pk, check.pk]),
