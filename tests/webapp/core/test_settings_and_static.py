@@ -51,15 +51,15 @@ def test_error_pages_never_show_setting_values(rf, settings):
     settings.DEBUG = True
     request = rf.get("/boom", HTTP_USER_AGENT="pytest")
     # Computed, so that the page's listing of this test's source does not contain the values.
-    request.META.update({"DATABASE_URL": "postgres://studio:db-pass-%d@db/studio" % (100 + 23),
-                         "CELERY_BROKER_URL": "amqp://u:broker-pass-%d@mq//" % (400 + 56)})
+    request.META.update({"DATABASE_URL": "postgres://studio:db-pass-{}@db/studio".format(100 + 23),
+                         "CELERY_BROKER_URL": "amqp://u:broker-pass-{}@mq//".format(400 + 56)})
     try:
         raise ValueError("boom")
     except ValueError:
         response = technical_500_response(request, *sys.exc_info())
     page = response.content.decode()
     assert "boom" in page and "pytest" in page  # still a useful page
-    for secret in ("db-pass-%d" % 123, "broker-pass-%d" % 456, settings.SECRET_KEY):
+    for secret in ("db-pass-" + str(123), "broker-pass-" + str(456), settings.SECRET_KEY):
         assert secret not in page
     assert "ROOT_URLCONF" not in page and "INSTALLED_APPS" not in page  # no settings listed at all
 
