@@ -51,8 +51,8 @@ def test_error_pages_never_show_setting_values(rf, settings):
     settings.DEBUG = True
     request = rf.get("/boom", HTTP_USER_AGENT="pytest")
     # Computed, so that the page's listing of this test's source does not contain the values.
-    request.META.update({"DATABASE_URL": "postgres://studio:db-pass-{}@db/studio".format(100 + 23),
-                         "CELERY_BROKER_URL": "amqp://u:broker-pass-{}@mq//".format(400 + 56)})
+    request.META.update({"DATABASE_URL": f"postgres://studio:db-pass-{100 + 23}@db/studio",
+                         "CELERY_BROKER_URL": f"amqp://u:broker-pass-{400 + 56}@mq//"})
     try:
         raise ValueError("boom")
     except ValueError:
