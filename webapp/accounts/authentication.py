@@ -28,10 +28,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if AxesProxyHandler.is_locked(django_request, credentials=API_KEY_CREDENTIALS):
             from .views import lockout_minutes
 
-            raise ApiKeyThrottled(
+            raise ApiKeyThrottled(detail=(
                 f"Too many requests with a wrong API key from your address; try again in "
                 f"{lockout_minutes()} minutes."
-            )
+            ))
         user = api_key_authenticate(raw_key=header[1])
         if user is None:
             user_login_failed.send(sender=__name__, credentials=API_KEY_CREDENTIALS, request=django_request)

@@ -7,7 +7,9 @@ of an inline grader; `/metrics` and `/samples` give the per-step metrics and gra
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.db.models import TextField
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
@@ -102,7 +104,9 @@ def jobs(request):
         runs = runs.filter(created_at__lt=anchor.created_at) | runs.filter(created_at=anchor.created_at, id__lt=anchor.id)
     for key, value in _metadata_filters(request.query_params):
         # KeyTextTransform takes the key literally: it is never parsed as an ORM lookup path.
-        runs = runs.alias(**{"_meta_value": KeyTextTransform(key, "metadata")}).filter(_meta_value=value)
+        # (Cast: a plain text comparison, not the JSON-aware one KeyTransform's lookups do.)
+        value_of_key = Cast(KeyTextTransform(key, "metadata"), output_field=TextField())
+        runs = runs.alias(_meta_value=value_of_key).filter(_meta_value=value)
     page = list(runs.order_by("-created_at", "-id")[: limit + 1])
     return Response({"object": "list", "data": [job_object(r) for r in page[:limit]], "has_more": len(page) > limit})
 
