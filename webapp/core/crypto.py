@@ -3,8 +3,8 @@
 Fernet (AES-128-CBC + HMAC-SHA256, from the `cryptography` package) with a key derived by
 HKDF from `SECRET_KEY`, so a database dump or backup alone does not reveal the keys. When
 `SECRET_KEY` changes, list the old value in `SECRET_KEY_FALLBACKS`: values encrypted with
-it still decrypt (and are re-encrypted with the new key on the next save, or by
-`manage.py reencrypt_secrets`). Without it they cannot be read; the admin re-enters them.
+it still decrypt (and are re-encrypted with the new key when saved again). Without it they
+cannot be read; the admin enters them again.
 """
 
 from __future__ import annotations
