@@ -42,6 +42,15 @@ def test_api_json_body_problems_are_400s_naming_the_problem(project_with_roles, 
         assert response.status_code == 400 and words in response.json()["error"]["message"]
 
 
+def test_api_json_bodies_are_size_limited(project_with_roles, api_client_for, settings):
+    project, users = project_with_roles
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    body = b'{"grader": {"name": "' + b"x" * (2 * 1024 * 1024) + b'"}}'
+    response = api_client_for(users["viewer"], project).post(
+        "/v1/fine_tuning/alpha/graders/validate", body, content_type="application/json")
+    assert response.status_code == 413 and "larger than 1 MB" in response.json()["error"]["message"]
+
+
 # --- job metadata and seeds ------------------------------------------------------------------
 
 

@@ -13,7 +13,8 @@ import json
 import math
 from typing import Any
 
-from rest_framework.exceptions import ParseError
+from django.conf import settings
+from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 
 MAX_DEPTH = 64  # objects and lists inside each other; a grader needs about 10
@@ -84,14 +85,25 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     return value
 
 
+class BodyTooLarge(APIException):
+    status_code = 413
+    default_code = "request_too_large"
+
+
 class StrictJSONParser(JSONParser):
-    """DRF's JSON parser with `loads`' rules; problems are a 400 that says what is wrong."""
+    """DRF's JSON parser with `loads`' rules; problems are a 400 that says what is wrong.
+
+    The body is read up to `DATA_UPLOAD_MAX_MEMORY_SIZE` (DRF itself reads any size).
+    """
 
     def parse(self, stream, media_type=None, parser_context=None):
         parser_context = parser_context or {}
         encoding = parser_context.get("encoding", "utf-8")
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         try:
-            raw = stream.read() if stream is not None else b""
+            raw = stream.read(limit + 1) if stream is not None else b""
+            if len(raw) > limit:
+                raise BodyTooLarge(f"The request body is larger than {limit // (1024 * 1024)} MB.")
             return loads(raw.decode(encoding)) if raw.strip() else {}
         except UnicodeDecodeError:
             raise ParseError(f"The request body is not valid {encoding} text.") from None
