@@ -70,6 +70,7 @@ class GradingEnv:
 
 
 DEFAULT_ENV = GradingEnv()
+UNIT_RANGE = (0.0, 1.0)  # what every reward leaving the engine lies in
 REGISTRY: dict[str, type[CompiledGrader]] = {}
 
 
@@ -93,7 +94,7 @@ class CompiledGrader:
     waits: ClassVar[bool] = False
     # Every reward this grader gives lies in this interval; anything else is an error.
     # Only score_model declares another (its `range`), see `engine` for the top level.
-    output_range: tuple[float, float] = (0.0, 1.0)
+    output_range: tuple[float, float] = UNIT_RANGE
     # Bytes that compiling allocated beyond the spec (compiled regexes), for cache budgets.
     cost: int = 0
 
@@ -127,10 +128,14 @@ class CompiledGrader:
         """Grade one sample; never raises: failures become error flags and reward 0."""
         start = perf_counter()
         try:
-            env.check_deadline()
-            result = self._checked(
-                self.evaluate(sample if type(sample) is Sample else Sample.of(sample), item, env)
+            if env.deadline is not None:
+                env.check_deadline()
+            result = self.evaluate(
+                sample if type(sample) is Sample else Sample.of(sample), item, env
             )
+            low, high = self.output_range
+            if not low <= result.reward <= high:  # the hot path is this one comparison
+                result = self._checked(result)
         except Exception as exc:  # a bug or an odd input must not take the trainer down
             result = self._failure(exc)
         result.execution_time = perf_counter() - start

@@ -35,6 +35,12 @@ class SizedLRU(Generic[V]):
             self._data.move_to_end(key)
             return entry[0]  # type: ignore[index]
 
+    def peek(self, key: Hashable) -> V | None:
+        """`get` without the lock or the LRU update: one dict read, for the hottest path
+        (a dict read is atomic in CPython; a hot entry evicted anyway is simply rebuilt)."""
+        entry = self._data.get(key)
+        return None if entry is None else entry[0]
+
     def put(self, key: Hashable, value: V, cost: int) -> None:
         """Store `value`; one costing more than the whole budget is simply not kept."""
         if cost > self.max_cost:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
-from .base import CompiledGrader, GradingEnv, compile_grader
+from .base import UNIT_RANGE, CompiledGrader, GradingEnv, compile_grader
 from .cache import SizedLRU
 from .limits import MAX_GRADER_BYTES, MAX_GRADER_DEPTH, MAX_GRADERS_TOTAL, json_depth_exceeds
 from .result import OTHER_ERROR, GradeResult, GraderValidationError, GradingError, failed_result
@@ -85,7 +85,7 @@ def _compile_cached(grader: Any) -> _Compiled:
     if not isinstance(grader, dict):
         return GraderValidationError(f"a grader must be an object; got {type(grader).__name__}")
     key = id(grader)
-    entry = _by_id.get(key)
+    entry = _by_id.peek(key)
     if entry is not None and entry[0] is grader and entry[1] == grader:
         return entry[2]
     canonical = _canonical(grader)
@@ -152,8 +152,10 @@ def _env(
 
 def _top_level(compiled: CompiledGrader, result: GradeResult) -> GradeResult:
     """The reward as training sees it: from 0 to 1 (see the module docstring)."""
+    if compiled.output_range is UNIT_RANGE:
+        return result  # `CompiledGrader.grade` already held the reward to 0..1
     low, high = compiled.output_range
-    if (low, high) != (0.0, 1.0) and result.ok:
+    if result.ok:
         result.scores.setdefault("score", result.reward)
         result.reward = (result.reward - low) / (high - low)
     if not (math.isfinite(result.reward) and 0.0 <= result.reward <= 1.0):  # defensive
