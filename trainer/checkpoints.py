@@ -48,7 +48,7 @@ def save_checkpoint(path: Path, *, model, tokenizer, optimizer, scheduler, step:
         "step": step,
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
-        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+        "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state(),
                 "python": random.getstate(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
         **extra_state,
@@ -59,10 +59,33 @@ def save_checkpoint(path: Path, *, model, tokenizer, optimizer, scheduler, step:
 
 
 def load_trainer_state(path: str | Path) -> dict:
+    """The trainer state, read with `weights_only=True`: tensors and plain Python values
+    only, so a crafted checkpoint cannot run code when it is loaded (a full unpickle can).
+
+    Checkpoints written before the numpy RNG state was stored as plain values hold a numpy
+    array; those four numpy types are allowed explicitly, nothing else.
+    """
     path = Path(path)
     if not (path / STATE_FILE).is_file():
         raise FileNotFoundError(f"{path} is not a checkpoint: {STATE_FILE} is missing")
-    return torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+    core = getattr(np, "_core", None) or np.core  # numpy 2 renamed it
+    legacy = [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+    with torch.serialization.safe_globals(legacy):
+        return torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
+
+
+def _numpy_state() -> dict:
+    """numpy's global RNG state as plain values (a weights-only load accepts no arrays)."""
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    return {"bit_generator": name, "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(position), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def _set_numpy_state(state) -> None:
+    if isinstance(state, dict):
+        keys = state["keys"].numpy().astype(np.uint32)
+        state = (state["bit_generator"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"])
+    np.random.set_state(state)
 
 
 def load_weights(model, path: str | Path) -> None:
@@ -92,7 +115,7 @@ def restore_rng(state: dict) -> None:
     if "torch" in rng:
         torch.set_rng_state(rng["torch"])
     if "numpy" in rng:
-        np.random.set_state(rng["numpy"])
+        _set_numpy_state(rng["numpy"])
     if "python" in rng:
         random.setstate(rng["python"])
     if rng.get("cuda") is not None and torch.cuda.is_available():

@@ -101,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--resume", help="checkpoint folder to continue from")
     args = parser.parse_args(argv)
 
+    from trainer.grading import default_judges
     from trainer.loop import TaskError, Tasks, train
+
+    default_judges.allow_local_paths = True  # the machine's owner may name a model folder
     from trainer.models import ModelLoadError
 
     tasks = Tasks(train=read_jsonl(args.tasks), valid=read_jsonl(args.valid) if args.valid else [])

@@ -6,7 +6,9 @@ WAL mode and a Celery broker on the local filesystem.
 """
 
 import os
+import secrets
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -30,15 +32,8 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from exc
 
 
-DEFAULT_SECRET_KEY = "insecure-dev-key-change-me"  # noqa: S105 - refused when DEBUG is off
-DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = os.environ.get("SECRET_KEY", DEFAULT_SECRET_KEY)
-if not DEBUG and SECRET_KEY == DEFAULT_SECRET_KEY:
-    raise ImproperlyConfigured(
-        "DEBUG is off but SECRET_KEY is the built-in development key. "
-        "Set SECRET_KEY to a long random string (e.g. `python -c 'import secrets; "
-        "print(secrets.token_urlsafe(50))'`)."
-    )
+# Production unless told otherwise: `make run` and the tests set DEBUG=1 explicitly.
+DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
@@ -48,6 +43,41 @@ CSRF_TRUSTED_ORIGINS = [
 STUDIO_DATA_DIR = Path(os.environ.get("STUDIO_DATA_DIR", BASE_DIR / "data")).resolve()
 STUDIO_DATA_DIR.mkdir(parents=True, exist_ok=True)
 os.environ.setdefault("STUDIO_DATA_DIR", str(STUDIO_DATA_DIR))  # the trainer reads it too
+
+# --- Secret key: SECRET_KEY, else one generated once and kept in STUDIO_DATA_DIR/secret_key ---
+# A generated key survives restarts (sessions stay valid, encrypted judge keys stay readable)
+# and is shared by every process and machine that shares STUDIO_DATA_DIR.
+KNOWN_INSECURE_KEYS = {"insecure-dev-key-change-me", "change-me", "secret"}
+SECRET_KEY_FILE = STUDIO_DATA_DIR / "secret_key"
+
+
+def _persistent_secret_key(path: Path) -> str:
+    if not path.exists():
+        tmp = path.with_name(f".secret_key.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(50))
+        try:
+            os.link(tmp, path)  # atomic, and never replaces a key another process just wrote
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    key = path.read_text().strip()
+    if len(key) < 32:
+        raise ImproperlyConfigured(f"{path} holds no usable secret key; delete it to make a new one")
+    return key
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY") or _persistent_secret_key(SECRET_KEY_FILE)
+if SECRET_KEY in KNOWN_INSECURE_KEYS or len(SECRET_KEY) < 32:
+    raise ImproperlyConfigured(
+        "SECRET_KEY is a well-known or short value. Set it to a long random string (e.g. "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`), or unset it to use "
+        f"the key generated in {SECRET_KEY_FILE}."
+    )
+# Old keys, comma-separated, still accepted for sessions and for decrypting stored secrets.
+SECRET_KEY_FALLBACKS = [k.strip() for k in os.environ.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -60,6 +90,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "django_htmx",
+    "axes",
     "webapp.core",
     "webapp.accounts",
     "webapp.projects",
@@ -70,6 +101,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "webapp.core.middleware.RejectNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -78,7 +110,29 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
+
+# --- Login throttling (django-axes): failed logins per user name and address ---
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("STUDIO_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("STUDIO_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "webapp.accounts.views.locked_out"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+# Behind a reverse proxy, the client's address is the proxy's unless told how many hops to trust.
+AXES_IPWARE_PROXY_COUNT = env_int("STUDIO_TRUSTED_PROXIES", 0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
+
+# Error pages never show settings, even in DEBUG (a traceback page would list them).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "webapp.core.errors.NoSettingsExceptionReporterFilter"
 
 ROOT_URLCONF = "webapp.urls"
 WSGI_APPLICATION = "webapp.wsgi.application"
@@ -157,6 +211,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # bigger uploads stream to a temp
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024  # non-file form fields (task editor)
 FILE_UPLOAD_TEMP_DIR = None
 
+# --- Grading inside web requests (try it, POST /v1/fine_tuning/alpha/graders/run) ---
+# No new criterion starts after this many seconds; longer work belongs on a worker.
+STUDIO_GRADE_REQUEST_SECONDS = env_int("STUDIO_GRADE_REQUEST_SECONDS", 20)
+
 # --- Training runs ---
 STUDIO_HEARTBEAT_SECONDS = env_int("STUDIO_HEARTBEAT_SECONDS", 10)
 STUDIO_WORKER_LOST_SECONDS = env_int("STUDIO_WORKER_LOST_SECONDS", 120)
@@ -207,6 +265,11 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "webapp.core.api.openai_exception_handler",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "webapp.core.api.JsonOnlyNegotiation",
+    "DEFAULT_PARSER_CLASSES": [
+        "webapp.core.jsonsafe.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 

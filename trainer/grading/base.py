@@ -11,10 +11,17 @@ import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .result import OTHER_ERROR, GradeResult, GraderValidationError, GradingError, failed_result
+from .result import (
+    OTHER_ERROR,
+    UNRESPONSIVE_REWARD_ERROR,
+    GradeResult,
+    GraderValidationError,
+    GradingError,
+    failed_result,
+)
 from .spec import Field, join_path, read_fields
 from .templates import Sample
 
@@ -37,6 +44,23 @@ class GradingEnv:
     max_workers: int | None = None
     scope: str | None = None
 
+    # `time.monotonic()` after which no new grade starts (a web request's time budget).
+    deadline: float | None = None
+
+    def time_left(self, cap: float) -> float:
+        """Seconds a bounded step (a regex match) may take: `cap`, or less near the deadline."""
+        if self.deadline is None:
+            return cap
+        return max(0.01, min(cap, self.deadline - monotonic()))
+
+    def check_deadline(self) -> None:
+        if self.deadline is not None and monotonic() >= self.deadline:
+            raise GradingError(
+                UNRESPONSIVE_REWARD_ERROR,
+                "not graded: grading ran out of the time this request may take "
+                "(grade many tasks with the reference check, which runs on a worker)",
+            )
+
     def judge_registry(self) -> JudgeRegistry:
         from .judges import default_judges
 
@@ -49,6 +73,7 @@ class GradingEnv:
 
 
 DEFAULT_ENV = GradingEnv()
+UNIT_RANGE = (0.0, 1.0)  # what every reward leaving the engine lies in
 REGISTRY: dict[str, type[CompiledGrader]] = {}
 
 
@@ -70,6 +95,11 @@ class CompiledGrader:
     # True when grading one sample waits on something else (a process, a server), so a
     # batch gains from threads; False for pure-CPU graders, where threads only add cost.
     waits: ClassVar[bool] = False
+    # Every reward this grader gives lies in this interval; anything else is an error.
+    # Only score_model declares another (its `range`), see `engine` for the top level.
+    output_range: tuple[float, float] = UNIT_RANGE
+    # Bytes that compiling allocated beyond the spec (compiled regexes), for cache budgets.
+    cost: int = 0
 
     def __init__(self, raw: dict[str, Any], prefix: str = "", default_name: str | None = None):
         name = raw.get("name", default_name or self.type_name)
@@ -101,13 +131,14 @@ class CompiledGrader:
         """Grade one sample; never raises: failures become error flags and reward 0."""
         start = perf_counter()
         try:
+            if env.deadline is not None:
+                env.check_deadline()
             result = self.evaluate(
                 sample if type(sample) is Sample else Sample.of(sample), item, env
             )
-            if not math.isfinite(result.reward):
-                raise GradingError(
-                    OTHER_ERROR, f"the grader produced {result.reward}, not a finite number"
-                )
+            low, high = self.output_range
+            if not low <= result.reward <= high:  # the hot path is this one comparison
+                result = self._checked(result)
         except Exception as exc:  # a bug or an odd input must not take the trainer down
             result = self._failure(exc)
         result.execution_time = perf_counter() - start
@@ -117,11 +148,37 @@ class CompiledGrader:
         """Like `grade`, for a result computed some other way (e.g. a batched judge reply)."""
         start = perf_counter()
         try:
-            result = compute()
+            result = self._checked(compute())
         except Exception as exc:
             result = self._failure(exc)
         result.execution_time = perf_counter() - start
         return result
+
+    def _checked(self, result: GradeResult) -> GradeResult:
+        """A reward must be a finite number within `output_range`; else the grade is an error.
+
+        NaN or inf would poison the trainer's advantages, and a reward above the maximum
+        would silently outweigh every other task, so neither is clipped into place: the
+        grade scores 0 with `other_error` and a message saying what the grader gave.
+        Rounding noise (1.0000000000000002 from a weighted mean) is clamped, not refused.
+        """
+        reward = result.reward
+        low, high = self.output_range
+        if low <= reward <= high:  # False for NaN
+            return result
+        if isinstance(reward, int | float) and math.isfinite(reward):
+            slack = 1e-9 * max(1.0, high - low)
+            if low - slack <= reward <= high + slack:
+                result.reward = min(high, max(low, float(reward)))
+                return result
+            problem = "outside"
+        else:
+            problem = "not a finite number in"
+        raise GradingError(
+            OTHER_ERROR,
+            f"{self.type_name} grader {self.name!r} gave {reward!r}, {problem} the allowed "
+            f"range {low:g} to {high:g}; the grade counts as 0",
+        )
 
     def _failure(self, exc: Exception) -> GradeResult:
         if isinstance(exc, GradingError):

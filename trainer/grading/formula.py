@@ -21,9 +21,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from .limits import MAX_FORMULA_CHARS
 from .result import FORMULA_PARSE_ERROR, OTHER_ERROR, GraderValidationError, GradingError
 
 Node = Callable[[Mapping[str, float]], float]
+MAX_FORMULA_DEPTH = 50  # parentheses, calls and exponents inside each other
 
 FUNCTIONS: dict[str, tuple[Callable[..., float], int, int]] = {
     # name: (implementation, min args, max args)
@@ -37,8 +39,9 @@ FUNCTIONS: dict[str, tuple[Callable[..., float], int, int]] = {
     "log": (math.log, 1, 2),
 }
 
+_SPACE = re.compile(r"\s*")
 _TOKEN = re.compile(
-    r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+    r"(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<op>\*\*|[-+*/^(),]))"
 )
 
@@ -81,22 +84,21 @@ class _Parser:
         self.source = source
         self.tokens = self._tokenize(source)
         self.index = 0
+        self.depth = 0
         self.names: set[str] = set()
 
     @staticmethod
     def _tokenize(source: str) -> list[tuple[str, str, int]]:
+        """One pass; every step consumes input, so the cost is linear in the formula's size."""
         tokens: list[tuple[str, str, int]] = []
-        position = 0
+        position = _SPACE.match(source, 0).end()
         while position < len(source):
-            if source[position:].strip() == "":
-                break
             match = _TOKEN.match(source, position)
             if not match:
-                start = len(source) - len(source[position:].lstrip())
-                raise FormulaError(f"unexpected character {source[start]!r}", start)
+                raise FormulaError(f"unexpected character {source[position]!r}", position)
             kind = match.lastgroup or ""
             tokens.append((kind, match.group(kind), match.start(kind)))
-            position = match.end()
+            position = _SPACE.match(source, match.end()).end()
         tokens.append(("end", "", len(source)))
         return tokens
 
@@ -123,45 +125,62 @@ class _Parser:
             raise FormulaError(f"unexpected {value!r}", position)
         return node
 
+    # A chain like `a + b + ... + z` becomes one node that loops over its terms, not a
+    # nest of one closure per operator: a long formula must not recurse as deep as it is long.
     def expr(self) -> Node:
-        node = self.term()
+        first = self.term()
+        rest: list[tuple[bool, Node]] = []
         while self.peek()[1] in ("+", "-"):
-            op = self.take()[1]
-            left, right = node, self.term()
-            node = (
-                (lambda v, a=left, b=right: a(v) + b(v))
-                if op == "+"
-                else (lambda v, a=left, b=right: a(v) - b(v))
-            )
-        return node
+            rest.append((self.take()[1] == "-", self.term()))
+        if not rest:
+            return first
+        if len(rest) == 1:
+            right = rest[0][1]
+            if rest[0][0]:
+                return lambda v, a=first, b=right: a(v) - b(v)
+            return lambda v, a=first, b=right: a(v) + b(v)
+        return lambda v, a=first, r=tuple(rest): _chain_sum(a(v), r, v)
 
     def term(self) -> Node:
-        node = self.unary()
+        first = self.unary()
+        rest: list[tuple[bool, Node]] = []
         while self.peek()[1] in ("*", "/"):
-            op = self.take()[1]
-            left, right = node, self.unary()
-            node = (
-                (lambda v, a=left, b=right: a(v) * b(v))
-                if op == "*"
-                else (lambda v, a=left, b=right: a(v) / b(v))
-            )
-        return node
+            rest.append((self.take()[1] == "/", self.unary()))
+        if not rest:
+            return first
+        if len(rest) == 1:
+            right = rest[0][1]
+            if rest[0][0]:
+                return lambda v, a=first, b=right: a(v) / b(v)
+            return lambda v, a=first, b=right: a(v) * b(v)
+        return lambda v, a=first, r=tuple(rest): _chain_product(a(v), r, v)
 
     def unary(self) -> Node:
-        if self.peek()[1] == "-":
-            self.take()
-            inner = self.unary()
-            return lambda v, a=inner: -a(v)
-        if self.peek()[1] == "+":
-            self.take()
-            return self.unary()
+        signs = 0
+        while self.peek()[1] in ("-", "+"):  # a loop, so `- - - ... x` does not recurse
+            signs += self.take()[1] == "-"
+        if signs:
+            self._enter()
+            inner = self.power()
+            self.depth -= 1
+            return (lambda v, a=inner: -a(v)) if signs % 2 else inner
         return self.power()
+
+    def _enter(self) -> None:
+        """Count nesting (parentheses, calls, exponents); refuse what would recurse too deep."""
+        self.depth += 1
+        if self.depth > MAX_FORMULA_DEPTH:
+            raise FormulaError(
+                f"the formula nests more than {MAX_FORMULA_DEPTH} levels deep", self.peek()[2]
+            )
 
     def power(self) -> Node:
         base = self.atom()
         if self.peek()[1] in ("^", "**"):
             self.take()
+            self._enter()
             exponent = self.unary()
+            self.depth -= 1
             return lambda v, a=base, b=exponent: _pow(a(v), b(v))
         return base
 
@@ -178,8 +197,10 @@ class _Parser:
             self.names.add(value)
             return lambda v, n=value: v[n]
         if value == "(":
+            self._enter()
             node = self.expr()
             self.expect(")")
+            self.depth -= 1
             return node
         found = "the end of the formula" if kind == "end" else repr(value)
         raise FormulaError(f"expected a number, a grader name or '(' but found {found}", position)
@@ -190,11 +211,13 @@ class _Parser:
             raise FormulaError(f"unknown function {name!r}; allowed: {known}", position)
         function, least, most = FUNCTIONS[name]
         self.expect("(")
+        self._enter()
         args = [self.expr()]
         while self.peek()[1] == ",":
             self.take()
             args.append(self.expr())
         self.expect(")")
+        self.depth -= 1
         if not least <= len(args) <= most:
             raise FormulaError(
                 f"{name}() takes {least if least == most else f'{least} to {most}'} argument(s), got {len(args)}",
@@ -204,6 +227,20 @@ class _Parser:
             # min(x) and max(x) of one number are that number (the builtins want an iterable).
             return args[0] if function in (min, max) else (lambda v, f=function, a=args[0]: f(a(v)))
         return lambda v, f=function, a=tuple(args): f(*(x(v) for x in a))
+
+
+def _chain_sum(total: float, rest: tuple[tuple[bool, Node], ...], v: Mapping[str, float]) -> float:
+    for negative, node in rest:
+        total = total - node(v) if negative else total + node(v)
+    return total
+
+
+def _chain_product(
+    total: float, rest: tuple[tuple[bool, Node], ...], v: Mapping[str, float]
+) -> float:
+    for divide, node in rest:
+        total = total / node(v) if divide else total * node(v)
+    return total
 
 
 def _pow(base: float, exponent: float) -> float:
@@ -219,6 +256,12 @@ def parse_formula(
     """Parse `source`; with `names`, also reject names that are not sub-graders."""
     if not isinstance(source, str):
         raise GraderValidationError("must be a string formula", param, flag=FORMULA_PARSE_ERROR)
+    if len(source) > MAX_FORMULA_CHARS:
+        raise GraderValidationError(
+            f"is {len(source):,} characters long; the limit for a formula is {MAX_FORMULA_CHARS:,}",
+            param,
+            flag=FORMULA_PARSE_ERROR,
+        )
     try:
         parser = _Parser(source)
         root = parser.parse()

@@ -1,9 +1,13 @@
 """Judges for model graders: a local Hugging Face model, or an OpenAI-compatible endpoint.
 
 A `score_model`/`label_model` grader names a `model`. If the registry has a `JudgeConfig`
-under that name (the web app registers the endpoints an admin configured, keys stay
-server-side), requests go to `{base_url}/chat/completions`. Otherwise the name is a local
-model (`smollm2-135m-instruct` or a folder) loaded once per process and shared.
+under that name (the web app registers the endpoints and local model folders an admin
+configured; keys stay server-side), that judge answers: an endpoint gets
+`{base_url}/chat/completions`, a folder is loaded once per process and shared. A built-in
+model name (`smollm2-135m-instruct`) is always known. Nothing else is: a grader cannot make
+the server look at a path or a hub id it typed (that told anyone which files exist and
+loaded arbitrary models into the web process). Only the command line, run by the owner of
+the machine, sets `allow_local_paths` so a grader file may name a model folder.
 """
 
 from __future__ import annotations
@@ -296,15 +300,38 @@ def _resolve_local(name_or_path: str) -> Path:
     return Path(resolve_model(name_or_path))
 
 
-class JudgeRegistry:
-    """Named judge endpoints. Thread-safe; judges are built on first use and reused."""
+def _builtin_names() -> list[str]:
+    try:
+        from trainer.models import BUILTIN_MODELS
+    except ImportError:  # pragma: no cover - the grading engine used on its own
+        return []
+    return list(BUILTIN_MODELS)
 
-    def __init__(self, configs: Sequence[JudgeConfig] = ()):
+
+class JudgeRegistry:
+    """Named judges (endpoints, local folders). Thread-safe; judges are built on first use."""
+
+    def __init__(self, configs: Sequence[JudgeConfig] = (), *, allow_local_paths: bool = False):
         self._configs: dict[str, JudgeConfig] = {}
         self._judges: dict[str, Judge] = {}
         self._lock = threading.Lock()
+        self.allow_local_paths = allow_local_paths
         for config in configs:
             self.register(config)
+
+    def unknown(self, model: str) -> str | None:
+        """None when `model` names a judge here; otherwise what to tell the grader's author.
+
+        The answer depends only on names, never on the file system.
+        """
+        if model in self._configs or model.lower() in _builtin_names() or self.allow_local_paths:
+            return None
+        choices = [*_builtin_names(), *self.names()]
+        return (
+            f"unknown judge model {model[:100]!r}; use one of: {', '.join(choices)}. An admin adds "
+            "OpenAI-compatible endpoints under Admin → Judge endpoints and model folders under "
+            "Admin → Local base models"
+        )
 
     def register(self, config: JudgeConfig) -> None:
         with self._lock:
@@ -321,7 +348,7 @@ class JudgeRegistry:
             return sorted(self._configs)
 
     def get(self, model: str) -> Judge:
-        """The judge for a grader's `model`: a registered endpoint, else a local model."""
+        """The judge for a grader's `model`: a registered one, else a built-in local model."""
         with self._lock:
             judge = self._judges.get(model)
             config = self._configs.get(model)
@@ -330,7 +357,12 @@ class JudgeRegistry:
                     EndpointJudge(config) if config.base_url else local_judge(config.path or model)
                 )
                 self._judges[model] = judge
-        return judge if judge is not None else local_judge(model)
+        if judge is not None:
+            return judge
+        problem = self.unknown(model)
+        if problem:
+            raise LookupError(problem)
+        return local_judge(model.lower() if model.lower() in _builtin_names() else model)
 
 
 def _close(judge: Judge | None) -> None:

@@ -257,6 +257,7 @@ class ScoreModel(_ModelGrader):
     def setup(self, values: dict[str, Any]) -> None:
         super().setup(values)
         self.low, self.high = (float(v) for v in values["range"])
+        self.output_range = (self.low, self.high)
 
     def instruction(self) -> str:
         return f"Reply with only a number from {self.low:g} to {self.high:g}."

@@ -13,6 +13,7 @@ from typing import Any
 
 from .base import CompiledGrader, GradingEnv, compile_grader, register
 from .formula import parse_formula
+from .limits import MAX_CRITERIA
 from .result import GradeResult, GraderValidationError, GradingError
 from .spec import Field
 from .templates import Sample
@@ -60,6 +61,10 @@ class Multi(CompiledGrader):
             raw_graders = {str(single.get("name") or single["type"]): single}
         if not raw_graders:
             raise GraderValidationError("needs at least one grader", self.param("graders"))
+        if len(raw_graders) > MAX_CRITERIA:
+            raise GraderValidationError(
+                f"has {len(raw_graders)} graders; the limit is {MAX_CRITERIA}", self.param("graders")
+            )
         self.graders: dict[str, CompiledGrader] = {}
         for key, raw in raw_graders.items():
             prefix = self.param(f"graders.{key}")
@@ -75,6 +80,7 @@ class Multi(CompiledGrader):
         )
         self.spec["graders"] = {key: grader.spec for key, grader in self.graders.items()}
         self.waits = any(g.waits for g in self.graders.values())
+        self.cost = sum(g.cost for g in self.graders.values())
 
     def contains(self, type_name: str) -> bool:
         return type_name == self.type_name or any(

@@ -64,16 +64,18 @@ def _responsible(result: GradeResult) -> list[dict[str, Any]]:
 
 
 def check_references(grader: dict[str, Any], items: Sequence[dict[str, Any]], *,
-                     max_workers: int | None = None, scope: str | None = None) -> list[ReferenceGrade]:
+                     max_workers: int | None = None, scope: str | None = None,
+                     time_budget: float | None = None) -> list[ReferenceGrade]:
     """Grade every item's own reference answer with `grader`, in order. Never raises.
 
     An item without a `reference_answer` is graded as the empty answer and marked
     `has_reference=False`: callers decide whether such tasks count (the grader page lists
-    them as failing, pre-flight leaves them out). `scope` as in `run_grader`.
+    them as failing, pre-flight leaves them out). `scope` and `time_budget` as in `run_grader`.
     """
     samples = [reference_sample(item.get(REFERENCE_FIELD, "") if isinstance(item, dict) else "")
                for item in items]
-    results = grade_batch(grader, samples, list(items), max_workers=max_workers, scope=scope)
+    results = grade_batch(grader, samples, list(items), max_workers=max_workers, scope=scope,
+                          time_budget=time_budget)
     out = []
     for item, result in zip(items, results, strict=True):
         passed = result.reward >= FULL_MARKS - _TOLERANCE and result.ok

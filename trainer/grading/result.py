@@ -7,6 +7,7 @@ carries the flags that are set; `GradeResult.to_openai()` fills in the rest.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,7 +119,7 @@ class GradeResult:
             "type": self.type,
             "errors": errors,
             "execution_time": self.execution_time,
-            "scores": dict(self.scores),
+            "scores": _finite(self.scores),
             "token_usage": self.token_usage,
             "sampled_model_name": self.sampled_model_name,
         }
@@ -133,6 +134,17 @@ class GradeResult:
                 k: dict(v) for k, v in self.token_usage_per_model.items()
             },
         }
+
+
+def _finite(value: Any) -> Any:
+    """`value` with NaN/inf replaced by None: the response must be strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def failed_result(

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .limits import MAX_LIST_ENTRIES
 from .result import GraderValidationError
 
 # Field kinds, i.e. which form widget renders them:
@@ -140,12 +141,19 @@ def _check_kind(field: Field, value: Any, param: str) -> Any:
     elif kind == "string_list":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise GraderValidationError(f"must be a list of texts; got {_got(value)}", param)
+        if len(value) > MAX_LIST_ENTRIES:
+            raise GraderValidationError(
+                f"has {len(value):,} entries; the limit is {MAX_LIST_ENTRIES:,}", param
+            )
         value = list(value)
     elif kind == "range":
         if (
             not isinstance(value, list | tuple)
             or len(value) != 2
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                for v in value
+            )
         ):
             raise GraderValidationError(
                 f"must be two numbers [low, high]; got {_got(value)}", param

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
+from time import monotonic
 from typing import Any
 
 import jsonschema
+import referencing
 
-from .base import CompiledGrader, register
+from .base import CompiledGrader, GradingEnv, register
+from .limits import MAX_SCHEMA_PATTERNS
 from .result import (
     OTHER_ERROR,
     SAMPLE_PARSE_ERROR,
@@ -23,6 +29,7 @@ from .result import (
 )
 from .spec import Field
 from .templates import Sample, compile_template
+from .text_types import REGEX_TIMEOUT_S, compile_user_regex, search_with_timeout
 
 _NUMBER = re.compile(
     r"(?<![\w.])(?P<sign>[-+\u2212])?[ ]?[$\u20ac\u00a3\u00a5]?[ ]?"
@@ -39,7 +46,12 @@ def extract_last_number(text: str, percent_as_fraction: bool = True) -> float | 
     sign, digits, exp, percent = found[-1]
     value = float(digits.replace(",", ""))
     if exp:
-        value *= 10.0 ** int(exp)
+        try:
+            value *= 10.0 ** int(exp)
+        except OverflowError:
+            return None
+    if not math.isfinite(value):
+        return None  # 400 nines in a row: not a number anyone can compare
     if sign and sign != "+":
         value = -value
     if percent and percent_as_fraction:
@@ -47,8 +59,15 @@ def extract_last_number(text: str, percent_as_fraction: bool = True) -> float | 
     return value
 
 
-# References repeat (every sample of a GRPO group shares its task's), so parse each once.
-_reference_number = lru_cache(maxsize=16384)(extract_last_number)
+# References repeat (every sample of a GRPO group shares its task's), so parse each once;
+# only short ones are kept, so the cache stays small whatever the tasks hold.
+_cached_reference_number = lru_cache(maxsize=16384)(extract_last_number)
+
+
+def _reference_number(text: str, percent_as_fraction: bool) -> float | None:
+    if len(text) > 256:
+        return extract_last_number(text, percent_as_fraction)
+    return _cached_reference_number(text, percent_as_fraction)
 
 
 @register
@@ -168,17 +187,141 @@ class JsonSchema(CompiledGrader):
             raise GraderValidationError(
                 f"is not a valid JSON Schema: {exc.message}", self.param("schema")
             ) from None
-        self.validator = cls(schema)
+        except RecursionError:
+            raise GraderValidationError("is nested too deeply", self.param("schema")) from None
+        for ref in _schema_refs(schema):
+            if not ref.startswith("#"):
+                raise GraderValidationError(
+                    f"refers to {ref[:80]!r}; only references inside the schema (#/...) are "
+                    "allowed: the server fetches nothing from elsewhere",
+                    self.param("schema"),
+                )
+        patterns = _SchemaPatterns(schema, self.param("schema"))
+        self.cost = patterns.cost
+        self.patterns = patterns
+        # An empty registry: jsonschema would otherwise fetch remote `$ref`s over HTTP.
+        self.validator = patterns.extend(cls)(schema, registry=referencing.Registry())
 
-    def evaluate(self, sample: Sample, item: dict[str, Any], env: Any) -> GradeResult:
+    def evaluate(self, sample: Sample, item: dict[str, Any], env: GradingEnv) -> GradeResult:
         document = _sample_json(self.input.render_value(sample, item))
-        error = jsonschema.exceptions.best_match(self.validator.iter_errors(document))
+        with self.patterns.time_limit(env):
+            error = jsonschema.exceptions.best_match(self.validator.iter_errors(document))
         if error is None:
             return GradeResult(1.0, self.name, self.type_name)
         where = "/".join(map(str, error.absolute_path)) or "(top level)"
         return GradeResult(
             0.0, self.name, self.type_name, scores={"violation": f"{where}: {error.message}"}
         )
+
+
+class _SchemaPatterns:
+    """The schema's `pattern` and `patternProperties` regexes, compiled once and bounded.
+
+    jsonschema would run them with the standard `re` module, which has no time limit, so
+    `{"pattern": "^(a+)+$"}` could hold a process for ever on one answer; here they are
+    checked like the regex criterion's pattern and run on the `regex` engine with a timeout.
+    """
+
+    def __init__(self, schema: Any, param: str):
+        self.compiled: dict[str, Any] = {}
+        self.cost = 0
+        self._timeout = threading.local()
+        for pattern in _schema_patterns(schema):
+            if pattern in self.compiled:
+                continue
+            if len(self.compiled) >= MAX_SCHEMA_PATTERNS:
+                raise GraderValidationError(
+                    f"has more than {MAX_SCHEMA_PATTERNS} different patterns", param
+                )
+            self.compiled[pattern], cost = compile_user_regex(pattern, f"{param} (pattern {pattern[:40]!r})")
+            self.cost += cost
+
+    @contextmanager
+    def time_limit(self, env: GradingEnv) -> Iterator[None]:
+        self._timeout.deadline = monotonic() + env.time_left(REGEX_TIMEOUT_S)
+        try:
+            yield
+        finally:
+            self._timeout.deadline = None
+
+    def search(self, pattern: str, text: str) -> bool:
+        compiled = self.compiled.get(pattern)
+        if compiled is None:  # not found by the walk (e.g. behind a $ref): refuse, never `re`
+            raise GradingError(OTHER_ERROR, f"the schema's pattern {pattern[:40]!r} was not checked")
+        deadline = getattr(self._timeout, "deadline", None)
+        left = REGEX_TIMEOUT_S if deadline is None else max(0.01, deadline - monotonic())
+        return search_with_timeout(compiled.search, text, left) is not None
+
+    def extend(self, cls: Any) -> Any:
+        search = self.search
+
+        def pattern(validator, patrn, instance, schema):
+            if validator.is_type(instance, "string") and not search(patrn, instance):
+                yield jsonschema.ValidationError(f"{instance!r} does not match {patrn!r}")
+
+        def pattern_properties(validator, pattern_properties, instance, schema):
+            if not validator.is_type(instance, "object"):
+                return
+            for patrn, subschema in pattern_properties.items():
+                for key, value in instance.items():
+                    if search(patrn, key):
+                        yield from validator.descend(
+                            value, subschema, path=key, schema_path=patrn
+                        )
+
+        def additional_properties(validator, additional, instance, schema):
+            if not validator.is_type(instance, "object"):
+                return
+            known = schema.get("properties", {})
+            patterns = list(schema.get("patternProperties", {}))
+            extras = [
+                key
+                for key in instance
+                if key not in known and not any(search(p, key) for p in patterns)
+            ]
+            if validator.is_type(additional, "object"):
+                for extra in extras:
+                    yield from validator.descend(instance[extra], additional, path=extra)
+            elif not additional and extras:
+                listed = ", ".join(repr(extra) for extra in sorted(extras))
+                yield jsonschema.ValidationError(f"Additional properties are not allowed ({listed})")
+
+        return jsonschema.validators.extend(
+            cls,
+            {
+                "pattern": pattern,
+                "patternProperties": pattern_properties,
+                "additionalProperties": additional_properties,
+            },
+        )
+
+
+def _schema_refs(schema: Any) -> Iterator[str]:
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key in ("$ref", "$dynamicRef", "$recursiveRef"):
+                if isinstance(node.get(key), str):
+                    yield node[key]
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _schema_patterns(schema: Any) -> Iterator[str]:
+    """Every `pattern` value and `patternProperties` key anywhere in a schema (iteratively)."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                yield node["pattern"]
+            if isinstance(node.get("patternProperties"), dict):
+                yield from (k for k in node["patternProperties"] if isinstance(k, str))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def _as_number(value: Any) -> float | None:

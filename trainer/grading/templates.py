@@ -1,7 +1,7 @@
 """`{{item.a.b}}` / `{{sample.output_text}}` / `{{sample.output_json.x}}` templates.
 
 A template is parsed once into literal chunks and variable paths (`compile_template` is
-cached), so grading a thousand samples does not re-scan the same string a thousand times.
+cached, bounded by size), so grading a thousand samples does not re-scan the same string a thousand times.
 Paths are dotted keys into the task row (`item`) or the model's answer (`sample`); a number
 indexes a list (`{{item.choices.0}}`).
 """
@@ -12,12 +12,12 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
+from .cache import SizedLRU
+from .limits import MAX_TEMPLATE_CHARS, check_text_length
 from .result import INVALID_VARIABLE_ERROR, SAMPLE_PARSE_ERROR, GraderValidationError, GradingError
 
-_VARIABLE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 _PATH_PART = re.compile(r"^[^\s.{}]+$")
 _MISSING = object()
 
@@ -238,24 +238,61 @@ def _specialise(
     return joined, joined
 
 
-@lru_cache(maxsize=4096)
-def _compile(source: str) -> Template:
+def _scan(source: str) -> list[str | VariablePath]:
+    """Split `source` into literal chunks and `{{ path }}` variables in one linear pass.
+
+    A variable runs from `{{` to the first `}}` after it; whitespace around the path is
+    ignored. Content that spans lines (`{{ a` newline `b }}`) is not a variable but plain
+    text, as before. The scan never backtracks: each character is looked at a bounded
+    number of times, so a stray `{{` followed by megabytes of text costs milliseconds (a
+    regular expression with `\\s*(.*?)\\s*` took seconds on a few thousand spaces).
+    """
     chunks: list[str | VariablePath] = []
     position = 0
-    for match in _VARIABLE.finditer(source):
-        if match.start() > position:
-            chunks.append(source[position : match.start()])
-        chunks.append(parse_path(match.group(1)))
-        position = match.end()
+    close = -1  # the `}}` found for an earlier `{{`; reused while it lies ahead
+    start = source.find("{{")
+    while start != -1:
+        if close < start + 2:
+            close = source.find("}}", start + 2)
+            if close == -1:
+                break
+        inner = source[start + 2 : close]
+        body = inner.strip()
+        if "\n" in body:
+            # Not a variable. A `{{` that opens before the last text ahead of the body's
+            # last newline would contain that newline too: skip them (keeps the scan linear).
+            lead = len(inner) - len(inner.lstrip())
+            newline = inner.rfind("\n", 0, lead + len(body))
+            last_before = len(inner[:newline].rstrip())  # end of the text before that line
+            start = source.find("{{", max(start + 1, start + last_before))
+            continue
+        if start > position:
+            chunks.append(source[position:start])
+        chunks.append(parse_path(body))
+        position = close + 2
+        start = source.find("{{", position)
     if position < len(source) or not chunks:
         chunks.append(source[position:])
-    return Template(source, tuple(chunks))
+    return chunks
+
+
+# Templates repeat across graders and requests; bounded by their total size, not only count.
+_compiled: SizedLRU[Template] = SizedLRU(max_entries=4096, max_cost=16 * 1024 * 1024)
+
+
+def _compile(source: str) -> Template:
+    template = _compiled.get(source)
+    if template is None:
+        template = Template(source, tuple(_scan(source)))
+        _compiled.put(source, template, 2 * len(source) + 200)
+    return template  # type: ignore[return-value]
 
 
 def compile_template(source: Any, param: str | None = None) -> Template:
     """Compile (and cache) `source`; errors name the grader field `param`."""
     if not isinstance(source, str):
         raise GraderValidationError(f"must be a string, got {type(source).__name__}", param)
+    check_text_length(source, MAX_TEMPLATE_CHARS, param, "template")
     try:
         return _compile(source)
     except GraderValidationError as exc:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 import regex
 
-from .base import CompiledGrader, register
+from .base import CompiledGrader, GradingEnv, register
+from .limits import BYTES_PER_PATTERN_ATOM, check_pattern
 from .result import OTHER_ERROR, GradeResult, GraderValidationError, GradingError
 from .spec import Field
 from .templates import Sample, Template, compile_template
@@ -115,22 +117,37 @@ class RegexMatch(CompiledGrader):
     def setup(self, values: dict[str, Any]) -> None:
         self.input = compile_template(values["input"], self.param("input"))
         flags = regex.IGNORECASE if values["ignore_case"] else 0
-        try:
-            compiled = regex.compile(values["pattern"], flags | regex.V0)
-        except regex.error as exc:
-            raise GraderValidationError(
-                f"is not a valid regular expression: {exc}", self.param("pattern")
-            ) from None
+        compiled, self.cost = compile_user_regex(values["pattern"], self.param("pattern"), flags)
         self.match = compiled.fullmatch if values["mode"] == "full" else compiled.search
 
-    def score(self, sample: Sample, item: dict[str, Any]) -> float:
+    def evaluate(self, sample: Sample, item: dict[str, Any], env: GradingEnv) -> GradeResult:
         text = self.input.render(sample, item)
-        try:
-            return 1.0 if self.match(text, timeout=REGEX_TIMEOUT_S) else 0.0
-        except TimeoutError:
-            raise GradingError(
-                OTHER_ERROR, f"the pattern took over {REGEX_TIMEOUT_S:g}s on this answer"
-            ) from None
+        matched = search_with_timeout(self.match, text, env.time_left(REGEX_TIMEOUT_S))
+        return GradeResult(1.0 if matched else 0.0, self.name, self.type_name)
+
+
+def compile_user_regex(pattern: str, param: str, flags: int = 0) -> tuple[Any, int]:
+    """`(compiled pattern, bytes it holds)` for a user's pattern, refused first if it would
+    be huge to compile (see `limits.check_pattern`)."""
+    size = check_pattern(pattern, param)
+    try:
+        compiled = regex.compile(pattern, flags | regex.V0)
+    except regex.error as exc:
+        raise GraderValidationError(f"is not a valid regular expression: {exc}", param) from None
+    except (OverflowError, RecursionError, MemoryError) as exc:
+        raise GraderValidationError(f"cannot be compiled: {type(exc).__name__}", param) from None
+    return compiled, size * BYTES_PER_PATTERN_ATOM
+
+
+def search_with_timeout(match: Callable[..., Any], text: str, timeout: float) -> Any:
+    """Run a compiled user pattern with a time limit (a pattern like `(a+)+$` can otherwise
+    take longer than the universe on one unlucky answer)."""
+    try:
+        return match(text, timeout=timeout)
+    except TimeoutError:
+        raise GradingError(
+            OTHER_ERROR, f"the pattern took over {timeout:.2g}s on this answer"
+        ) from None
 
 
 def _expand_list(templates: list[Template], sample: Sample, item: dict[str, Any]) -> list[str]:

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -9,6 +10,15 @@ from webapp.projects.selectors import project_list_for_user
 from . import selectors, services
 from .forms import ApiKeyForm
 from .models import ApiKey
+
+
+def lockout_minutes() -> int:
+    return max(1, round(settings.AXES_COOLOFF_TIME.total_seconds() / 60))
+
+
+def locked_out(request, response, credentials):
+    """What django-axes answers once a user name has failed too often from one address."""
+    return render(request, "registration/locked_out.html", {"minutes": lockout_minutes()}, status=429)
 
 
 @require_http_methods(["GET", "POST"])

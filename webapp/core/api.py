@@ -6,7 +6,8 @@ openai SDK parses, with a fitting HTTP status.
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db.models import QuerySet
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -43,6 +44,10 @@ def openai_exception_handler(exc, context):
         return Response({"error": exc.error}, status=exc.status_code)
     if isinstance(exc, Http404):
         return _error(str(exc) or "Not found.", 404, "invalid_request_error", "not_found")
+    if isinstance(exc, RequestDataTooBig):  # Django's own cap on bodies read into memory
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // (1024 * 1024)
+        return _error(f"The request body is larger than {limit} MB.", 413, "invalid_request_error",
+                      "request_too_large")
     if isinstance(exc, PermissionDenied):
         return _error(str(exc) or "Permission denied.", 403, "invalid_request_error", "permission_denied")
     response = exception_handler(exc, context)

@@ -2,6 +2,8 @@ import json
 
 from django import forms
 
+from webapp.core import jsonsafe
+
 from .importers import prompt_text
 from .models import Split
 
@@ -89,9 +91,11 @@ class TaskForm(forms.Form):
         if not text:
             return {}
         try:
-            value = json.loads(text)
+            value = jsonsafe.loads(text)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}.") from None
         if not isinstance(value, dict):
             raise forms.ValidationError("Must be a JSON object like {\"key\": \"value\"}.")
         return value

@@ -12,6 +12,8 @@ import json
 import random
 from dataclasses import dataclass, field
 
+from webapp.core import jsonsafe
+
 MAX_PROBLEMS_SHOWN = 50
 MAX_ROWS = 50_000  # OpenAI's limit for a training file
 MESSAGE_ROLES = {"system", "developer", "user", "assistant", "tool"}
@@ -149,9 +151,12 @@ def parse_jsonl(text: str, *, source: str = "", max_rows: int = MAX_ROWS) -> lis
             continue  # keep counting for the message below
         where = f"line {line_no}"
         try:
-            row = json.loads(line)
+            row = jsonsafe.loads(line)
         except json.JSONDecodeError as exc:
             problems.add(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except ValueError as exc:  # NaN, Infinity, 1e400, nesting: see jsonsafe
+            problems.add(f"{where}: {exc}")
             continue
         found = row_problems(row, where)
         for p in found:

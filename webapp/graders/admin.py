@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib import admin
 
+from webapp.core import crypto
+
 from .models import Grader, GraderCheck, JudgeEndpoint
 
 
@@ -29,9 +31,10 @@ class JudgeEndpointForm(forms.ModelForm):
         model = JudgeEndpoint
         fields = ["name", "base_url", "model", "api_key", "timeout_s"]
 
-    def clean_api_key(self):
-        key = self.cleaned_data["api_key"]
-        return key or (self.instance.api_key if self.instance.pk else "")
+    def save(self, commit=True):
+        if self.cleaned_data.get("api_key"):  # empty: keep the stored key
+            self.instance.api_key = self.cleaned_data["api_key"]  # encrypted by the model
+        return super().save(commit)
 
 
 @admin.register(JudgeEndpoint)
@@ -39,6 +42,12 @@ class JudgeEndpointAdmin(admin.ModelAdmin):
     form = JudgeEndpointForm
     list_display = ["name", "base_url", "model", "has_key", "updated_at"]
 
-    @admin.display(boolean=True, description="key set")
+    @admin.display(description="key")
     def has_key(self, obj):
-        return bool(obj.api_key)
+        if not obj.api_key_encrypted:
+            return "none"
+        try:
+            obj.api_key  # noqa: B018 - only checks that it decrypts
+        except crypto.DecryptionError:
+            return "unreadable (SECRET_KEY changed): enter it again"
+        return "set"

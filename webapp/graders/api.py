@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from rest_framework.decorators import api_view
@@ -55,6 +56,7 @@ def _grader_param(data) -> dict:
 
 
 def _validated(grader) -> dict:
+    sync_judges()  # judges an admin configured are valid `model`s
     try:
         return validate_grader(grader)
     except GraderValidationError as exc:
@@ -86,7 +88,8 @@ def grader_run(request):
         item = {**item, "reference_answer": reference}  # older SDKs sent it beside the item
     sync_judges()
     scope = services.grading_scope(user_id=request.user.pk)  # the caller's own, whatever the project
-    return Response(run_grader(grader, sample, item, scope=scope).to_openai())
+    result = run_grader(grader, sample, item, time_budget=settings.STUDIO_GRADE_REQUEST_SECONDS, scope=scope)
+    return Response(result.to_openai())
 
 
 # --- saved graders --------------------------------------------------------------------------

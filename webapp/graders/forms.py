@@ -1,10 +1,12 @@
-import json
 
 from django import forms
 
 from trainer.grading import GraderValidationError, validate_grader
+from webapp.core import jsonsafe
 from webapp.datasets.importers import prompt_text
 from webapp.datasets.models import Dataset
+
+from .judges import sync_judges
 
 MAX_GRADER_JSON = 512 * 1024  # OpenAI caps python source at 256 kB; leave room for the rest
 
@@ -46,9 +48,10 @@ class ImportForm(GraderMetaForm):
     def clean_grader_json(self):
         text = self.cleaned_data["grader_json"]
         try:
-            spec = json.loads(text)
+            spec = jsonsafe.loads(text)
         except ValueError as exc:
             raise forms.ValidationError(f"This is not valid JSON: {exc}.") from None
+        sync_judges()  # judges an admin configured are valid `model`s
         try:
             validate_grader(spec)
         except GraderValidationError as exc:
@@ -90,7 +93,7 @@ class TryForm(forms.Form):
         if not text:
             return None
         try:
-            item = json.loads(text)
+            item = jsonsafe.loads(text)
         except ValueError as exc:
             raise forms.ValidationError(f"This is not valid JSON: {exc}.") from None
         if not isinstance(item, dict):

@@ -3,6 +3,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 
+from webapp.core import crypto
 from webapp.datasets.models import Dataset
 from webapp.projects.models import Project
 
@@ -91,12 +92,13 @@ class JudgeEndpoint(models.Model):
     """An OpenAI-compatible chat endpoint for `score_model` / `label_model` graders.
 
     Graders name it in their `model` field. The API key stays on the server: the admin form
-    never shows it back, and no page or API response contains it.
+    never shows it back, no page or API response contains it, and the database holds it
+    only encrypted (`webapp.core.crypto`); `api_key` reads and writes the plaintext.
     """
 
     name = models.CharField(max_length=100, unique=True, help_text="What graders write in `model`, e.g. gpt-4o-mini.")
     base_url = models.URLField(help_text="e.g. https://api.openai.com/v1 or http://gpu-box:8000/v1")
-    api_key = models.CharField(max_length=500, blank=True)
+    api_key_encrypted = models.TextField(blank=True, default="", editable=False)
     model = models.CharField(max_length=200, blank=True, help_text="The endpoint's model id, if not the name.")
     timeout_s = models.FloatField(default=60.0)
     updated_at = models.DateTimeField(auto_now=True)
@@ -106,3 +108,12 @@ class JudgeEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def api_key(self) -> str:
+        """The key in plaintext; raises `crypto.DecryptionError` if SECRET_KEY changed."""
+        return crypto.decrypt(self.api_key_encrypted)
+
+    @api_key.setter
+    def api_key(self, value: str) -> None:
+        self.api_key_encrypted = crypto.encrypt(value or "")

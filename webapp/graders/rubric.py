@@ -26,6 +26,7 @@ from trainer.grading import (
     validate_grader,
     weighted_mean_formula,
 )
+from webapp.core import jsonsafe
 
 # The builder's dropdown: every type but `multi` (the rubric itself is the multi).
 CATALOGUE: dict[str, dict[str, Any]] = {k: v for k, v in GRADER_TYPES.items() if k != "multi"}
@@ -228,7 +229,7 @@ def _from_form(f: dict[str, Any], raw: Any) -> tuple[Any, str]:
     if kind == "messages":
         if text.startswith("["):
             try:
-                return json.loads(text), ""
+                return jsonsafe.loads(text), ""
             except ValueError as exc:
                 return None, f"Not valid JSON messages: {exc}."
         return [{"role": "user", "content": text}], ""
@@ -236,7 +237,7 @@ def _from_form(f: dict[str, Any], raw: Any) -> tuple[Any, str]:
         if kind == "json" and text.startswith("{{") and text.endswith("}}"):
             return text, ""  # a template standing for a value, e.g. {{item.total}}
         try:
-            value = json.loads(text)
+            value = jsonsafe.loads(text)
         except ValueError as exc:
             return None, f"Not valid JSON: {exc}."
         if kind == "object" and not isinstance(value, dict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse, HttpResponseBadRequest
@@ -26,6 +27,7 @@ from .judges import sync_judges
 from .models import Grader
 
 CHIP_SAMPLE_TASKS = 50
+INLINE_CHECK_SECONDS = 5  # a reference check runs in the request for at most this long
 
 
 def _dataset_from(project, value) -> Dataset | None:
@@ -144,6 +146,7 @@ def _builder(request, access: ProjectAccess, grader: Grader | None):
         return _builder_page(request, access, form=form, rubric=rubric, grader=grader, dataset=dataset)
 
     valid = form.is_valid()
+    sync_judges()  # the rubric's AI-judge rows may name judges an admin configured
     spec = rb.compile_rubric(rubric, name=request.POST.get("name", ""))
     if not valid or spec is None:
         return _builder_page(request, access, form=form, rubric=rubric, grader=grader, dataset=dataset, status=400)
@@ -282,6 +285,7 @@ def grader_try(request, access: ProjectAccess, pk: str):
     if form.is_valid():
         sync_judges()
         result = run_grader(grader.spec, form.cleaned_data["sample"], form.item(),
+                            time_budget=settings.STUDIO_GRADE_REQUEST_SECONDS,
                             scope=services.grading_scope(project_id=access.project.pk))
         names = {r["key"]: r["name"] for r in _criteria_rows(grader)}
         subs = result.sub_results or {result.name: result}
@@ -308,7 +312,9 @@ def grader_check(request, access: ProjectAccess, pk: str):
         messages.error(request, " ".join(exc.messages))
         return redirect(_detail_url(grader))
     if not services.grader_needs_worker(grader.spec):
-        check = services.grader_check_run(check=check)  # deterministic: seconds even for 50k tasks
+        # Deterministic graders usually finish 50k tasks in seconds; what does not is handed
+        # to a worker when the budget runs out.
+        check = services.grader_check_run(check=check, time_budget=INLINE_CHECK_SECONDS)
     if request.htmx:
         return render(request, "graders/_check.html", {"check": check, "grader": grader, "project": access.project})
     return redirect(_detail_url(grader) + "#check")

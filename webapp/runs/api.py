@@ -7,6 +7,9 @@ of an inline grader; `/metrics` and `/samples` give the per-step metrics and gra
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.db.models import TextField
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
@@ -104,11 +107,68 @@ def jobs(request):
         if anchor is None:
             raise ApiError(f"No job {after!r} to list after.", param="after")
         runs = runs.filter(created_at__lt=anchor.created_at) | runs.filter(created_at=anchor.created_at, id__lt=anchor.id)
-    for key, value in request.query_params.items():
-        if key.startswith("metadata[") and key.endswith("]"):
-            runs = runs.filter(**{f"metadata__{key[9:-1]}": value})
+    for key, value in _metadata_filters(request.query_params):
+        # KeyTextTransform takes the key literally: it is never parsed as an ORM lookup path.
+        # (Cast: a plain text comparison, not the JSON-aware one KeyTransform's lookups do.)
+        value_of_key = Cast(KeyTextTransform(key, "metadata"), output_field=TextField())
+        runs = runs.alias(_meta_value=value_of_key).filter(_meta_value=value)
     page = list(runs.order_by("-created_at", "-id")[: limit + 1])
     return Response({"object": "list", "data": [job_object(r) for r in page[:limit]], "has_more": len(page) > limit})
+
+
+METADATA_MAX_KEYS, METADATA_KEY_CHARS, METADATA_VALUE_CHARS = 16, 64, 512
+
+
+def _metadata_key_problem(key) -> str | None:
+    if not isinstance(key, str) or not 1 <= len(key) <= METADATA_KEY_CHARS:
+        return f"metadata keys are texts of 1 to {METADATA_KEY_CHARS} characters"
+    if "__" in key:  # would read as a database lookup (k__regex) anywhere keys become filters
+        return "metadata keys may not contain '__'"
+    return None
+
+
+def _metadata_filters(params) -> list[tuple[str, str]]:
+    """`metadata[key]=value` pairs: plain equality on one key, nothing else."""
+    filters = []
+    for name, value in params.items():
+        if not name.startswith("metadata"):
+            continue
+        if not (name.startswith("metadata[") and name.endswith("]")):
+            raise ApiError("Filter on metadata as metadata[key]=value.", param=name)
+        key = name[len("metadata["):-1]
+        problem = _metadata_key_problem(key)
+        if problem or len(value) > METADATA_VALUE_CHARS:
+            raise ApiError(problem or f"metadata values are at most {METADATA_VALUE_CHARS} characters.",
+                           param=name)
+        filters.append((key, value))
+    return filters
+
+
+def _metadata(value) -> dict:
+    """OpenAI's rules: up to 16 keys of at most 64 characters, text values of at most 512."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > METADATA_MAX_KEYS:
+        raise ApiError(f"metadata must be an object of at most {METADATA_MAX_KEYS} keys.", param="metadata")
+    for key, item in value.items():
+        problem = _metadata_key_problem(key)
+        if problem:
+            raise ApiError(f"{problem}; got {str(key)[:80]!r}.", param="metadata")
+        if not isinstance(item, str) or len(item) > METADATA_VALUE_CHARS:
+            raise ApiError(f"metadata values must be texts of at most {METADATA_VALUE_CHARS} characters.",
+                           param=f"metadata.{key}")
+    return value
+
+
+MAX_SEED = 2**63 - 1  # what the database and torch.manual_seed hold
+
+
+def _object(value, param: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ApiError(f"{param} must be an object.", param=param)
+    return value
 
 
 def _file_dataset(request, file_id, *, param: str, project):
@@ -127,11 +187,13 @@ def _file_dataset(request, file_id, *, param: str, project):
 
 def _job_create(request):
     access = api_project_for_write(request)
-    body = request.data if isinstance(request.data, dict) else {}
-    method = body.get("method") or {}
+    if not isinstance(request.data, dict):
+        raise ApiError("Send a JSON object.", code="invalid_value")
+    body = request.data
+    method = _object(body.get("method"), "method")
     if method.get("type") != "reinforcement":
         raise ApiError("Only method.type 'reinforcement' is supported here.", param="method.type")
-    reinforcement = method.get("reinforcement") or {}
+    reinforcement = _object(method.get("reinforcement"), "method.reinforcement")
     grader_value = reinforcement.get("grader")
     grader = None
     if isinstance(grader_value, str):  # our extension: a saved grader's id
@@ -142,17 +204,22 @@ def _job_create(request):
     elif not isinstance(grader_value, dict):
         raise ApiError("method.reinforcement.grader must be a grader object (or a saved grader id).",
                        param="method.reinforcement.grader")
-    if not body.get("model"):
-        raise ApiError("model is required.", param="model")
+    if not body.get("model") or not isinstance(body["model"], str) or len(body["model"]) > 200:
+        raise ApiError("model is required: the name of a base model.", param="model")
     hyperparameters = reinforcement.get("hyperparameters") or body.get("hyperparameters") or {}
     if not isinstance(hyperparameters, dict):
         raise ApiError("hyperparameters must be an object.", param="method.reinforcement.hyperparameters")
+    for name, value in hyperparameters.items():
+        if not isinstance(value, int | float | str) or isinstance(value, bool):
+            raise ApiError(f"hyperparameter {name} must be a number or \"auto\".",
+                           param=f"method.reinforcement.hyperparameters.{name}")
     seed = body.get("seed")
-    if seed is not None and not isinstance(seed, int):
-        raise ApiError("seed must be an integer.", param="seed")
-    metadata = body.get("metadata") or {}
-    if not isinstance(metadata, dict) or len(metadata) > 16:
-        raise ApiError("metadata must be an object of at most 16 keys.", param="metadata")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):
+        raise ApiError(f"seed must be a whole number from 0 to {MAX_SEED}.", param="seed")
+    suffix = body.get("suffix")
+    if suffix is not None and not isinstance(suffix, str):
+        raise ApiError("suffix must be a text.", param="suffix")
+    metadata = _metadata(body.get("metadata"))
     dataset = _file_dataset(request, body.get("training_file"), param="training_file", project=access.project)
     if dataset is None:
         raise ApiError("training_file is required.", param="training_file")
@@ -162,7 +229,7 @@ def _job_create(request):
         run = services.run_create(
             project=access.project, user=request.user, dataset=dataset, valid_dataset=valid_dataset,
             grader_spec=grader_value, grader=grader, base_model=str(body["model"]),
-            hyperparameters=hyperparameters, suffix=str(body.get("suffix") or ""), seed=seed, metadata=metadata,
+            hyperparameters=hyperparameters, suffix=suffix or "", seed=seed, metadata=metadata,
             training_file=body.get("training_file") or "", validation_file=body.get("validation_file") or "",
         )
     except LaunchError as exc:

@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from trainer.config import ConfigError, TrainConfig, config_from_openai_hyperparameters
 from trainer.grading import GraderValidationError, validate_grader
 from webapp.datasets.models import Dataset
+from webapp.graders.judges import sync_judges
 from webapp.graders.models import Grader
 from webapp.projects.models import Project
 
@@ -97,6 +98,7 @@ def run_plan(
         grader_spec = grader.spec
     if grader_spec is None:
         raise LaunchError("A run needs a grader.", param="grader")
+    sync_judges()  # judge names are checked against the admin's endpoints
     try:
         validate_grader(grader_spec)
     except GraderValidationError as exc:

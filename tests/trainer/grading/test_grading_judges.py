@@ -97,7 +97,8 @@ def test_endpoint_score_model(judge_server: Any, judges: JudgeRegistry) -> None:
         "remote", sampling_params={"temperature": 0, "seed": 3, "max_completions_tokens": 20}
     )
     result = run_grader(grader, "Paris", {"question": "Capital of France?"}, judges=judges)
-    assert result.reward == 10.0 and result.ok  # clipped to the range
+    # clipped to the range [0, 10], then rescaled to 0..1 because it is the top-level grader
+    assert result.reward == 1.0 and result.ok and result.scores["score"] == 12
     request = judge_server.requests[-1]
     assert (
         request["model"] == "judge-remote"
@@ -167,26 +168,52 @@ def test_unknown_local_model_is_a_server_error() -> None:
 
 
 def test_validation_of_model_graders() -> None:
+    m = "smollm2-135m-instruct"
     with pytest.raises(GraderValidationError) as info:
-        validate_grader({**label_grader("m"), "passing_labels": ["great"]})
+        validate_grader({**label_grader(m), "passing_labels": ["great"]})
     assert info.value.param == "passing_labels"
     with pytest.raises(GraderValidationError) as info:
-        validate_grader({**score_grader("m"), "input": [{"role": "robot", "content": "hi"}]})
+        validate_grader({**score_grader(m), "input": [{"role": "robot", "content": "hi"}]})
     assert info.value.param == "input.0.role"
     with pytest.raises(GraderValidationError) as info:
-        validate_grader(score_grader("m", sampling_params={"temprature": 1}))
+        validate_grader(score_grader(m, sampling_params={"temprature": 1}))
     assert info.value.param == "sampling_params"
     assert validate_grader(
-        {"type": "score_model", "name": "s", "model": "m", "input": "Rate {{sample.output_text}}"}
+        {"type": "score_model", "name": "s", "model": m, "input": "Rate {{sample.output_text}}"}
     )["range"] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "model", ["/etc", "/no/such/folder", "../data/models", "HuggingFaceTB/SmolLM2-1.7B", "gpt-4o"]
+)
+def test_judge_model_must_be_built_in_or_registered(model: str, tiny_judge_folder: Path) -> None:
+    """A path or hub id typed into a grader is refused by name alone: whether the folder
+    exists makes no difference to the answer (no file-existence oracle), nothing is loaded."""
+    nested = {"type": "multi", "name": "m", "calculate_output": "j",
+              "graders": {"j": score_grader(model)}}
+    messages = set()
+    for grader, param in ((score_grader(model), "model"), (nested, "graders.j.model")):
+        with pytest.raises(GraderValidationError) as info:
+            validate_grader(grader, judges=JudgeRegistry())
+        assert info.value.param == param and "unknown judge model" in info.value.message
+        messages.add(info.value.message.replace(model, "<model>"))
+    with pytest.raises(GraderValidationError) as info:  # an existing model folder: the same
+        validate_grader(score_grader(str(tiny_judge_folder)), judges=JudgeRegistry())
+    messages.add(info.value.message.replace(str(tiny_judge_folder), "<model>"))
+    assert len(messages) == 1
+    result = run_grader(score_grader(str(tiny_judge_folder)), "x", {"question": "q"},
+                        judges=JudgeRegistry())
+    assert result.errors["model_grader_server_error"] is True and "unknown judge" in result.error_message
+    registered = JudgeRegistry([JudgeConfig(model, base_url="http://127.0.0.1:9/v1")])
+    assert validate_grader(score_grader(model), judges=registered)["model"] == model
 
 
 def test_local_tiny_model_judges_through_a_real_forward_pass(tiny_judge_folder: Path) -> None:
     """The tiny model always says "7" (see conftest): score 7 in [0, 10], label "7" passes."""
-    registry = JudgeRegistry()
+    registry = JudgeRegistry(allow_local_paths=True)  # as the command line sets it
     grader = score_grader(str(tiny_judge_folder), sampling_params={"max_completions_tokens": 1})
     result = run_grader(grader, "Paris", {"question": "q"}, judges=registry)
-    assert result.reward == 7.0 and result.ok, result.error_message
+    assert result.reward == 0.7 and result.scores["score"] == 7.0 and result.ok, result.error_message
     assert result.scores["judge_output"].strip() == "7" and result.token_usage > 1
     labels = {
         "type": "label_model",
@@ -204,10 +231,10 @@ def test_local_tiny_model_judges_through_a_real_forward_pass(tiny_judge_folder: 
 def test_local_judge_registered_under_a_friendly_name(tiny_judge_folder: Path) -> None:
     registry = JudgeRegistry([JudgeConfig("house-judge", path=str(tiny_judge_folder))])
     grader = score_grader("house-judge", sampling_params={"max_completions_tokens": 1})
-    assert run_grader(grader, "x", {"question": "q"}, judges=registry).reward == 7.0
+    assert run_grader(grader, "x", {"question": "q"}, judges=registry).reward == 0.7
 
 
 def test_openai_model_name_without_an_endpoint_says_how_to_fix_it() -> None:
     result = run_grader(score_grader("gpt-4o-mini"), "x", {"question": "q"}, judges=JudgeRegistry())
     assert result.errors["model_grader_server_error"] is True
-    assert "not configured" in result.errors["model_grader_server_error_details"]
+    assert "Judge endpoints" in result.errors["model_grader_server_error_details"]

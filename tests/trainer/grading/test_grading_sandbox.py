@@ -149,8 +149,8 @@ def test_environment_is_scrubbed(pool: SandboxPool) -> None:
 
 
 def test_workdir_is_writable_scratch(pool: SandboxPool) -> None:
-    source = "def grade(sample, item):\n    open('scratch.txt', 'w').write('abc')\n    return len(open('scratch.txt').read())\n"
-    assert run(pool, source).reward == 3.0
+    source = "def grade(sample, item):\n    open('scratch.txt', 'w').write('abc')\n    return len(open('scratch.txt').read()) / 10\n"
+    assert run(pool, source).reward == 0.3
 
 
 def test_printing_megabytes_is_flagged_and_logs_are_capped(pool: SandboxPool) -> None:
@@ -206,15 +206,15 @@ def test_top_level_error_is_a_runtime_error(pool: SandboxPool) -> None:
 
 
 def test_thread_safe_batch_and_parallel_callers(pool: SandboxPool) -> None:
-    samples = [str(i) * i for i in range(1, 13)]
+    samples = ["x" * i for i in range(1, 11)]
     results = grade_batch(python(GOOD), samples, [{}] * len(samples), sandbox=pool)
     assert [r.reward for r in results] == [len(s) / 10 for s in samples]
-    other = "def grade(sample, item):\n    return 2\n"
+    other = "def grade(sample, item):\n    return 0.25\n"
     with ThreadPoolExecutor(4) as executor:
         rewards = list(
             executor.map(lambda i: run(pool, GOOD if i % 2 else other, "0" * 5).reward, range(16))
         )
-    assert rewards == [2.0 if i % 2 == 0 else 0.5 for i in range(16)]
+    assert rewards == [0.25 if i % 2 == 0 else 0.5 for i in range(16)]
 
 
 def test_shutdown_kills_workers_and_refuses_work() -> None:
@@ -257,9 +257,9 @@ def _descendants(pid: int) -> list[int]:
 def test_a_system_interpreter_works_too() -> None:
     """The sandbox binds whatever interpreter it is given (here Debian's, under /usr)."""
     with SandboxPool(1, SandboxLimits(timeout_s=5), python="/usr/bin/python3") as sandbox:
-        source = "import os, sys\ndef grade(sample, item):\n    return os.getuid()\n"
+        source = "import os, sys\ndef grade(sample, item):\n    print(os.getuid())\n    return 1\n"
         result = run(sandbox, source)
-        assert result.reward == (65533.0 if os.geteuid() == 0 else 65534.0), result
+        assert result.reward == 1.0 and result.logs.strip() == ("65533" if os.geteuid() == 0 else "65534"), result
 
 
 def test_interpreter_is_the_current_one_by_default(pool: SandboxPool) -> None:

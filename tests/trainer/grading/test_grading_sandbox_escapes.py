@@ -124,7 +124,8 @@ def grade(sample, item):
     os.symlink('/etc/passwd', 'c')
     print(open('c').read())
     try:
-        return len(open('b').read())
+        print(open('b').read())
+        return 1
     except OSError as exc:
         print(type(exc).__name__)
         return 0
@@ -168,7 +169,7 @@ def grade(sample, item):
         except OSError as exc:
             print(pid, type(exc).__name__)
     print(sorted(p for p in os.listdir('/proc') if p.isdigit()))
-    return found
+    return float(found > 0)
 """
     result = grade(pool, source)
     assert result.reward == 0.0 and SECRET not in result.logs, result
@@ -201,12 +202,13 @@ def grade(sample, item):
         try:
             open(path, 'w').write('x')
             wrote += 1
+            print(path, 'WRITTEN')
         except OSError as exc:
             print(path, type(exc).__name__)
-    return wrote
+    return float(wrote > 0)
 """
     result = grade(pool, source)
-    assert result.reward == 0.0, result
+    assert result.reward == 0.0 and "WRITTEN" not in result.logs, result
     assert not target.exists() and not site.exists()
 
 
@@ -223,10 +225,12 @@ def grade(sample, item):
             written += 8
     except OSError as exc:
         print(type(exc).__name__, exc.errno)
-    return written
+    print('written', written)
+    return 0
 """
     result = grade(pool, source)
-    assert 0 < result.reward < 160 and "OSError 28" in result.logs, result  # ENOSPC
+    written = int(result.logs.split("written ")[1].split()[0])
+    assert 0 < written < 160 and "OSError 28" in result.logs, result  # ENOSPC
 
 
 @pytest.mark.parametrize("call", ["unshare", "setns"])
@@ -329,7 +333,7 @@ def grade(sample, item):
             started += 1
         except RuntimeError as exc:
             print(exc)
-    return started
+    return float(started > 0)
 """
     result = grade(pool, source)
     assert result.reward == 0.0 and result.logs.count("can't start new thread") == 2, result
@@ -346,12 +350,12 @@ def grade(sample, item):
     if 'secret' in item:
         SEEN.append(item['secret'])
     print(SEEN)
-    return len(SEEN)
+    return len(SEEN) / 10
 """
     first = grade(pool, source, {"secret": SECRET}, scope="project:1")
     again = grade(pool, source, {"secret": SECRET}, scope="project:1")
     other = grade(pool, source, {}, scope="project:2")
-    assert (first.reward, again.reward) == (1.0, 2.0)  # warm reuse within one scope
+    assert (first.reward, again.reward) == (0.1, 0.2)  # warm reuse within one scope
     assert other.reward == 0.0 and SECRET not in other.logs, other
 
 

@@ -1,23 +1,67 @@
+import json
 import os
+import stat
 import subprocess
 import sys
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
+from django.views.debug import technical_500_response
 
 
-def run_settings(env_extra: dict) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
-    env.update(env_extra)
-    return subprocess.run([sys.executable, "-c", "import django; django.setup(); print('ok')"],
-                          env={**env, "DJANGO_SETTINGS_MODULE": "webapp.settings"},
+def run_settings(env_extra: dict, data_dir) -> subprocess.CompletedProcess:
+    """Import the settings in a fresh process with only the given variables set."""
+    drop = ("SECRET_KEY", "DEBUG", "SECRET_KEY_FALLBACKS", "STUDIO_DATA_DIR")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update({"STUDIO_DATA_DIR": str(data_dir), **env_extra})
+    code = ("import json, django; django.setup(); from django.conf import settings as s; "
+            "print(json.dumps({'debug': s.DEBUG, 'key': s.SECRET_KEY, "
+            "'secure_cookies': getattr(s, 'SESSION_COOKIE_SECURE', False)}))")
+    return subprocess.run([sys.executable, "-c", code], env={**env, "DJANGO_SETTINGS_MODULE": "webapp.settings"},
                           capture_output=True, text=True, cwd=settings.BASE_DIR, timeout=60)
 
 
-def test_debug_off_refuses_default_secret_key():
-    result = run_settings({"DEBUG": "0"})
-    assert result.returncode != 0 and "SECRET_KEY is the built-in development key" in result.stderr
-    assert run_settings({"DEBUG": "0", "SECRET_KEY": "x" * 50}).stdout.strip() == "ok"
+def settings_of(env_extra: dict, data_dir) -> dict:
+    result = run_settings(env_extra, data_dir)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_without_debug_the_app_is_production_with_a_generated_persistent_key(tmp_path):
+    first = settings_of({}, tmp_path)
+    assert first["debug"] is False and first["secure_cookies"] is True
+    key_file = tmp_path / "secret_key"
+    assert key_file.read_text().strip() == first["key"] and len(first["key"]) >= 50
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600  # readable by the app's user only
+    assert settings_of({}, tmp_path)["key"] == first["key"]  # kept across restarts
+    assert settings_of({}, tmp_path / "elsewhere")["key"] != first["key"]
+    given = settings_of({"SECRET_KEY": "k" * 50}, tmp_path / "given")
+    assert given["key"] == "k" * 50 and not (tmp_path / "given" / "secret_key").exists()
+    assert settings_of({"DEBUG": "1"}, tmp_path)["debug"] is True  # development mode is explicit
+
+
+def test_well_known_or_short_secret_keys_are_refused(tmp_path):
+    for bad in ("insecure-dev-key-change-me", "short"):
+        result = run_settings({"SECRET_KEY": bad}, tmp_path)
+        assert result.returncode != 0 and "SECRET_KEY is a well-known or short value" in result.stderr
+
+
+def test_error_pages_never_show_setting_values(rf, settings):
+    """Even DEBUG's traceback page: no settings section, no environment from request.META."""
+    settings.DEBUG = True
+    request = rf.get("/boom", HTTP_USER_AGENT="pytest")
+    # Computed, so that the page's listing of this test's source does not contain the values.
+    request.META.update({"DATABASE_URL": f"postgres://studio:db-pass-{100 + 23}@db/studio",
+                         "CELERY_BROKER_URL": f"amqp://u:broker-pass-{400 + 56}@mq//"})
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        response = technical_500_response(request, *sys.exc_info())
+    page = response.content.decode()
+    assert "boom" in page and "pytest" in page  # still a useful page
+    for secret in ("db-pass-" + str(123), "broker-pass-" + str(456), settings.SECRET_KEY):
+        assert secret not in page
+    assert "ROOT_URLCONF" not in page and "INSTALLED_APPS" not in page  # no settings listed at all
 
 
 def test_sqlite_runs_in_wal_mode_with_busy_timeout(db):
