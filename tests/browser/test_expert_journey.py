@@ -126,6 +126,7 @@ def test_expert_journey(page, live_server, django_user_model, settings, tmp_path
         # --- a two-criterion rubric, built from form fields, then tried on an answer ----------
         project_tab(page, "Graders")
         page.click("text=Build a rubric")
+        page.wait_for_load_state()  # htmx (a deferred script) must be running before the first change
         page.fill("input[name=name]", "Letter rubric")
         first = page.locator("fieldset.criterion").nth(0)
         first.locator("input[name$='-name']").fill("Says the letter")
