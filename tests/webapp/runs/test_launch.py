@@ -91,14 +91,24 @@ def test_preflight_flags_harsh_grader_and_measures_prompts_and_rollouts(launchab
     assert "nothing to learn" in page and "hx-trigger" not in page  # done: polling stops
 
 
+def field_slot(body: str, slot_id: str) -> str:
+    """The contents of an out-of-band slot (a field's errors, what its “auto” came to)."""
+    match = re.search(rf'id="{slot_id}" hx-swap-oob="innerHTML">(.*?)</(div|span)>\n', body, re.S)
+    assert match, f"no slot {slot_id} in the answer"
+    return match.group(1).strip()
+
+
 def test_auto_means_smaller_steps_on_a_cpu_worker(launchable, client_for, django_capture_on_commit_callbacks):
     project, users, _, _, form = launchable
     auto = {**form, "batch_size": "auto", "group_size": "auto", "max_completion_tokens": "auto", "n_epochs": "auto"}
     client = client_for(users["editor"])
     cpu = client.post(reverse("runs:estimate", args=[project.slug]), {**auto, "worker_type": "cpu"}).content.decode()
     gpu = client.post(reverse("runs:estimate", args=[project.slug]), {**auto, "worker_type": "gpu"}).content.decode()
-    assert "4 tasks × 4 answers" in cpu and "answers up to 64 tokens" in cpu
-    assert "8 tasks × 8 answers" in gpu and "answers up to 128 tokens" in gpu
+    assert "4 tasks × 4 answers\n      of up to 64 tokens" in cpu
+    assert "8 tasks × 8 answers\n      of up to 128 tokens" in gpu
+    # beside each box left on “auto”: what it came to, the same numbers the estimate uses
+    assert field_slot(cpu, "auto-group_size") == "= 4" and field_slot(gpu, "auto-group_size") == "= 8"
+    assert field_slot(cpu, "auto-max_completion_tokens") == "= 64"
     with django_capture_on_commit_callbacks():
         client.post(reverse("runs:launch", args=[project.slug]), {**auto, "worker_type": "cpu"})
     run = Run.objects.get()  # "auto" is recorded as given; the frozen config has the CPU size
@@ -126,9 +136,11 @@ def test_the_form_is_built_from_the_configs_documented_settings(launchable, clie
     url = reverse("runs:estimate", args=[project.slug])
     client = client_for(users["editor"])
     low = client.post(url, {**form, "group_size": "1"}).content.decode()
-    assert "Answers per task: Must be between 2 and 64." in low
+    assert field_slot(low, "errors-group_size") == '<small class="error">Must be between 2 and 64.</small>'
+    assert 'id="estimate-blocked"' in low and 'id="est-steps"' not in low
     high = client.post(url, {**form, "n_epochs": "51"}).content.decode()
-    assert "Passes over the tasks: Must be between 1 and 50." in high
+    assert field_slot(high, "errors-n_epochs") == '<small class="error">Must be between 1 and 50.</small>'
+    assert field_slot(high, "errors-group_size") == ""  # a fixed field's old error is cleared
 
 
 def test_answers_per_task_is_what_the_run_gets(launchable, client_for, django_capture_on_commit_callbacks):
@@ -154,7 +166,7 @@ def test_estimate_refuses_what_launch_refuses(launchable, client_for):
     type(grader).objects.filter(pk=grader.pk).update(spec={**GOOD, "operation": "equals"})
     estimate = client.post(reverse("runs:estimate", args=[project.slug]), form).content.decode()
     launch = client.post(reverse("runs:launch", args=[project.slug]), form)
-    assert 'id="estimate-errors"' in estimate and "Invalid grader" in estimate and "operation" in estimate
+    assert "Invalid grader" in field_slot(estimate, "errors-grader") and "operation" in estimate
     assert launch.status_code == 400 and "Invalid grader" in launch.content.decode()
     assert not Run.objects.exists()
 
@@ -191,3 +203,47 @@ def test_an_api_job_on_a_cpu_worker_gets_cpu_sized_auto(launchable, api_client_f
         sizes[device] = (config["batch_size"], config["group_size"], config["max_completion_tokens"])
         assert job["method"]["reinforcement"]["hyperparameters"]["compute_multiplier"] == config["group_size"] / 8
     assert sizes == {"cpu": (4, 4, 64), "cuda": (8, 8, 128)}
+
+
+def test_an_untouched_form_in_an_empty_project_shows_no_errors(project_with_roles, client_for):
+    project, users = project_with_roles
+    client = client_for(users["editor"])
+    page = client.get(reverse("runs:launch", args=[project.slug])).content.decode()
+    assert "A run needs" in page and 'hx-trigger="change delay:200ms"' in page  # no estimate on load
+    estimate = client.post(reverse("runs:estimate", args=[project.slug]), {}).content.decode()
+    assert "required" not in estimate and 'class="error"' not in estimate
+    assert "once the project has a dataset" in estimate
+
+
+def test_preflight_answer_is_its_own_panel_that_polls_itself(launchable, client_for,
+                                                             django_capture_on_commit_callbacks):
+    """The panel replaces only itself while it polls (it must not inherit the form's target,
+    #estimate: that swapped the estimate away and then found no target, forever)."""
+    project, users, _, _, form = launchable
+    client = client_for(users["editor"])
+    with django_capture_on_commit_callbacks():
+        body = client.post(reverse("runs:estimate", args=[project.slug]), {**form, "check": "1"}).content.decode()
+    pre = RunPreflight.objects.get()
+    assert body.lstrip().startswith('<div id="preflight"') and "<h2>Estimate</h2>" not in body
+    assert f'hx-get="{reverse("runs:preflight", args=[project.slug, pre.pk])}"' in body
+    assert 'hx-target="this" hx-swap="outerHTML"' in body
+    preflight_execute(preflight_id=pre.pk)
+    done = client.get(reverse("runs:preflight", args=[project.slug, pre.pk])).content.decode()
+    assert "hx-get" not in done and 'id="check-references"' in done  # finished: it stops polling
+    # settings that cannot launch: no check is queued, the problem is shown under its field
+    bad = client.post(reverse("runs:estimate", args=[project.slug]), {**form, "group_size": "1", "check": "1"})
+    assert 'id="preflight-blocked"' in bad.content.decode() and RunPreflight.objects.count() == 1
+    assert field_slot(bad.content.decode(), "errors-group_size").startswith('<small class="error">')
+
+
+def test_settings_errors_from_the_config_name_the_forms_field():
+    from webapp.runs.launch import launch_error_field
+    from webapp.runs.plan import LaunchError
+
+    field, message = launch_error_field(LaunchError(
+        "invalid training config: group_size must be at least 2 (got 1)", param="hyperparameters"))
+    assert field == "group_size" and message == "“Answers per task” must be at least 2 (got 1)"
+    field, message = launch_error_field(LaunchError("hyperparameter learning_rate_multiplier must be between 0.001 "
+                                                    "and 100 (got 0)", param="hyperparameters"))
+    assert field == "learning_rate_multiplier" and "“Learning speed” must be between" in message
+    assert launch_error_field(LaunchError("That grader belongs to another project.", param="grader"))[0] == "grader"

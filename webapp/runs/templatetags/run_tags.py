@@ -27,3 +27,9 @@ def last_user_text(messages) -> str:
         if isinstance(m, dict) and m.get("role") == "user":
             return message_text(m)
     return ""
+
+
+@register.filter
+def get(mapping, key):
+    """`mapping[key]`, or "" when it is missing (templates cannot index a dict by a variable)."""
+    return (mapping or {}).get(key, "") if isinstance(mapping, dict) else ""

@@ -1,0 +1,82 @@
+"""The New run screen as an expert meets it, in a real browser: the pre-flight checks run on
+a real worker and their result appears (the panel polls itself, it never loses its target);
+problems show under their field; an empty project shows what is missing, not red errors."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.helpers import rft_row
+from tests.trainer.engine.conftest import make_tiny_model
+from tests.webapp.core.worker import running_worker
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+GRADER = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}",
+          "reference": "{{item.reference_answer}}", "operation": "eq"}
+
+
+@pytest.fixture
+def expert(django_user_model):
+    from webapp.projects.services import project_create
+
+    user = django_user_model.objects.create_user("expert", password="pw-expert")
+    return user, project_create(name="Alphabet tutor", owner=user)
+
+
+@pytest.fixture
+def launchable(expert, tmp_path):
+    from webapp.datasets.services import dataset_create_from_rows
+    from webapp.graders.services import grader_create
+    from webapp.runs.models import LocalBaseModel
+
+    user, project = expert
+    LocalBaseModel.objects.create(name="tiny", path=str(make_tiny_model(tmp_path / "tiny-model")))
+    rows = [rft_row(f"Say the letter {c}.", c) for c in "abcdefghijkl"]
+    dataset = dataset_create_from_rows(project=project, name="Letters", user=user, train_rows=rows[:10],
+                                       valid_rows=rows[10:])
+    grader_create(project=project, name="Exact letter", spec=GRADER, user=user, dataset=dataset)
+    return project
+
+
+def login(page, live_server):
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", "expert")
+    page.fill("input[name=password]", "pw-expert")
+    page.click("button:has-text('Log in')")
+    expect(page.locator("h1")).to_have_text("Projects")
+
+
+def console_errors(page) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    return errors
+
+
+def test_preflight_result_appears_and_the_estimate_stays(page, live_server, launchable, settings, shot):
+    errors = console_errors(page)
+    login(page, live_server)
+    page.goto(f"{live_server.url}/p/{launchable.slug}/runs/new/")
+    page.wait_for_load_state()
+    page.select_option("#id_base_model", "tiny")
+    page.click("summary:has-text('Advanced settings')")
+    page.fill("#id_group_size", "2")
+    page.locator("#id_group_size").press("Tab")
+    expect(page.locator("#est-per-step")).to_contain_text("× 2 answers")
+
+    with running_worker(settings.STUDIO_DATA_DIR, queues="default") as worker:
+        page.click("#run-checks")
+        expect(page.locator("#preflight h3")).to_have_text("Pre-flight checks")
+        shot(page, "preflight-waiting")
+        try:  # the worker loads the tiny model, grades the references, samples first answers
+            expect(page.locator("#check-rollouts")).to_be_visible(timeout=90_000)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- worker log ---\n{worker.log_path.read_text()[-3000:]}") from None
+    expect(page.locator("#check-references")).to_contain_text("All 10 reference answers get full marks")
+    expect(page.locator("#check-prompts")).to_contain_text("Every prompt fits")
+    expect(page.locator("#preflight")).not_to_have_attribute("hx-get", re.compile(".*"))  # done: it stopped polling
+    expect(page.locator("#est-steps")).to_be_visible()  # the estimate is still there, beside it
+    shot(page, "preflight-done")
+    page.wait_for_timeout(1500)  # a poll that had lost its target would log errors every second
+    assert not [e for e in errors if "targetError" in e or "htmx" in e], errors
