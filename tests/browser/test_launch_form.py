@@ -80,3 +80,49 @@ def test_preflight_result_appears_and_the_estimate_stays(page, live_server, laun
     shot(page, "preflight-done")
     page.wait_for_timeout(1500)  # a poll that had lost its target would log errors every second
     assert not [e for e in errors if "targetError" in e or "htmx" in e], errors
+
+
+def test_an_empty_project_says_what_is_missing_without_red_errors(page, live_server, expert, shot):
+    _, project = expert
+    login(page, live_server)
+    page.goto(f"{live_server.url}/p/{project.slug}/runs/new/")
+    page.wait_for_load_state()
+    expect(page.locator(".notice")).to_contain_text("A run needs a dataset with training tasks")
+    expect(page.locator("#estimate")).to_contain_text("Choose a dataset and a grader")
+    page.wait_for_timeout(500)
+    expect(page.locator(".error")).to_have_count(0)
+    expect(page.locator("button:has-text('Launch run')")).to_be_disabled()
+    expect(page.locator("#run-checks")).to_be_disabled()
+    shot(page, "empty-project")
+
+
+def test_problems_show_under_their_field_and_auto_says_what_it_means(page, live_server, launchable, shot):
+    login(page, live_server)
+    page.goto(f"{live_server.url}/p/{launchable.slug}/runs/new/")
+    page.wait_for_load_state()
+    expect(page.locator("#est-steps")).to_be_visible()
+    # on a CPU worker "auto" answers per task is 4, and the estimate says the same 4
+    expect(page.locator("#auto-group_size")).to_have_text("= 4")
+    expect(page.locator("#est-per-step")).to_contain_text("× 4 answers of up to 64 tokens")
+    expect(page.locator("#auto-max_completion_tokens")).to_have_text("= 64")
+    page.select_option("#id_worker_type", "gpu")
+    expect(page.locator("#auto-group_size")).to_have_text("= 8")
+    expect(page.locator("#est-per-step")).to_contain_text("× 8 answers of up to 128 tokens")
+    page.select_option("#id_worker_type", "cpu")
+
+    page.fill("#id_group_size", "1")
+    page.locator("#id_group_size").press("Tab")
+    field = page.locator(".field[data-field=group_size]")
+    expect(field.locator(".error")).to_have_text("Must be between 2 and 64.")
+    expect(page.locator("#estimate")).to_contain_text("Fix the settings marked in red")
+    expect(page.locator("#estimate .error")).to_have_count(0)  # the problem is by the box, not in the estimate
+    field.scroll_into_view_if_needed()
+    shot(page, "field-error")
+    page.fill("#id_group_size", "3")
+    page.locator("#id_group_size").press("Tab")
+    expect(field.locator(".error")).to_have_count(0)
+    expect(page.locator("#est-per-step")).to_contain_text("× 3 answers")
+    labels = page.locator("form#launch-form label").all_inner_texts()
+    assert labels and not [label for label in labels if "_" in label]  # no raw setting names
+    assert not page.locator("#id_base_model").inner_text().count("/")  # no server paths
+

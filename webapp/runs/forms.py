@@ -74,8 +74,9 @@ class LaunchForm(forms.Form):
     dataset = forms.ChoiceField(help_text="Tasks to train on; its validation split measures progress.")
     grader = forms.ChoiceField(help_text="The rubric that scores every answer.")
     base_model = forms.ChoiceField(label="Base model", help_text="The model that learns.")
-    suffix = forms.CharField(required=False, max_length=64, label="Name",
-                             help_text="A short name for the trained model, up to 64 characters.")
+    suffix = forms.CharField(required=False, max_length=64, label="Name (optional)",
+                             help_text="Names the run and the trained model, e.g. “triage-v2”, up to 64 "
+                                       "characters; empty: the run is named after its grader and date.")
     worker_type = forms.ChoiceField(
         label="Train on", choices=[("cpu", "A CPU worker"), ("gpu", "A GPU worker (CUDA)")],
         help_text="Sizes the “auto” settings below: each step on a CPU worker is {cpu.batch_size} tasks × "

@@ -70,7 +70,8 @@ def base_model_choices() -> list[tuple[str, str]]:
     from trainer.models import BUILTIN_MODELS
 
     choices = [(name, f"{name} (built in)") for name in BUILTIN_MODELS]
-    choices += [(m.name, f"{m.name} ({m.path})") for m in LocalBaseModel.objects.all()]
+    # the expert sees the admin's description, never a server path
+    choices += [(m.name, f"{m.name} ({m.description or 'added by an admin'})") for m in LocalBaseModel.objects.all()]
     return choices
 
 

@@ -18,6 +18,7 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -33,7 +34,11 @@ COMPARE_MAX = 8
 
 
 def run_title(run: Run) -> str:
-    return run.suffix or run.pk
+    """The run's name, or (without one) what it trained with and when: “Support rubric, 30 Nov 14:05”."""
+    if run.suffix:
+        return run.suffix
+    grader = run.grader.name if run.grader_id else (run.grader_spec or {}).get("name") or "Run"
+    return f"{grader}, {timezone.localtime(run.created_at):%-d %b %H:%M}"
 
 
 def grader_label(run: Run) -> str:
@@ -207,7 +212,7 @@ def checkpoint_download(request, access: ProjectAccess, pk: str, ckpt: str):
         handle = open(zip_path, "rb")  # noqa: SIM115 - FileResponse closes it
     finally:
         zip_path.unlink(missing_ok=True)  # the open handle keeps the data readable (POSIX)
-    name = f"{run_title(run)}-step-{checkpoint.step}.zip".replace('"', "")
+    name = f"{run.suffix or run.pk}-step-{checkpoint.step}.zip".replace('"', "")
     return FileResponse(handle, as_attachment=True, filename=name, content_type="application/zip")
 
 
