@@ -15,15 +15,12 @@ from webapp.datasets.models import Dataset, Split
 from webapp.datasets.selectors import dataset_split_counts
 from webapp.projects.models import Project
 
-from .models import LocalBaseModel, Run, RunCheckpoint, RunMetric, RunPreflight, RunSample
+from .models import LocalBaseModel, Run, RunCheckpoint, RunPreflight, RunSample
 
 if TYPE_CHECKING:
     from .plan import RunPlan
 
 ESTIMATE_PROMPTS = 200
-# Completion tokens per second when no earlier run of the model says better (measured with
-# bench/grpo_vs_trl.py on the built-in 135M model; see README).
-DEFAULT_TOKENS_PER_S = {"cpu": 150.0, "cuda": 3000.0}
 
 
 # --- runs ------------------------------------------------------------------------------------
@@ -103,7 +100,11 @@ def run_training_rows(*, run: Run) -> tuple[list[dict], list[dict]]:
 
 
 def run_estimate(*, plan: RunPlan) -> dict:
-    """Steps, tokens and time of a planned run, before it starts (instant: no model)."""
+    """Steps, tokens and time of a planned run, before it starts (instant: no model). The time
+    is a range from measured step times of comparable runs (`timing`), the same rule the run
+    page's “time left” follows."""
+    from .timing import Shape, comparable_step_times, evals_in
+
     config, run = plan.config, plan.run
     steps = config.total_steps(plan.n_train)
     prompts = [prompt_text(row) for row in run.dataset.tasks.filter(split=Split.TRAIN).order_by("position")
@@ -111,18 +112,16 @@ def run_estimate(*, plan: RunPlan) -> dict:
     prompt_tokens = statistics.mean(len(p) / 4 + 20 for p in prompts) if prompts else 0
     completion_tokens = config.max_completion_tokens * 0.5  # completions usually stop early
     per_step = config.batch_size * config.group_size
-    history = (RunMetric.objects.filter(run__base_model=run.base_model, data__has_key="throughput/tokens_per_s")
-               .order_by("-id")[:200])
-    rates = [m.data.get("throughput/tokens_per_s") for m in history if m.data.get("throughput/tokens_per_s")]
     device = "cuda" if config.device == "cuda" else "cpu"
-    tokens_per_s = statistics.median(rates) if rates else DEFAULT_TOKENS_PER_S[device]
-    seconds = steps * per_step * completion_tokens / tokens_per_s * 1.6  # + training and grading
+    times = comparable_step_times(base_model=run.base_model, device=device,
+                                  shape=Shape.of_config(config.to_dict(), plan.n_valid))
+    evals = evals_in(1, steps, config.eval_interval) if plan.n_valid else 0
+    low, high = times.total(steps=steps, evals=evals)
     return {
-        "steps": steps, "samples": steps * per_step,
+        "steps": steps, "samples": steps * per_step, "evals": evals,
         "tokens": int(steps * per_step * (prompt_tokens + completion_tokens)),
-        "seconds": int(seconds), "tokens_per_s": round(tokens_per_s, 1),
-        "rate_source": ("earlier runs of this model" if rates
-                        else f"a typical {'GPU' if device == 'cuda' else 'CPU'} worker"),
+        "seconds_low": low, "seconds_high": high, "step_seconds": round(times.mid, 1),
+        "rate_source": times.source,
     }
 
 

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from webapp.projects.access import ProjectAccess, project_view
 from webapp.projects.models import Role
 
-from . import charts, review, selectors, services
+from . import charts, review, selectors, services, timing
 from .models import Run, RunCheckpoint, RunStatus
 
 SAMPLES_PER_PAGE = 20
@@ -69,6 +69,7 @@ def _live_context(access: ProjectAccess, run: Run) -> dict:
         "events": events, "checkpoints": run.checkpoints.order_by("-step"),
         "feedback_counts": sorted(counts.items()), "feedback_total": sum(counts.values()),
         "lost": (run.error or {}).get("code") == "worker_lost",
+        "time_left": timing.run_time_left(run=run),
     }
 
 
