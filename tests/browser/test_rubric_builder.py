@@ -64,8 +64,16 @@ def test_build_save_and_try_a_rubric(page, live_server, django_user_model, shot)
     expect(page.locator("#grader-json")).to_contain_text('"calculate_output": "(3 * number_is_correct + 1 * length_within_bounds) / 4"')
     shot(page, "saved")
 
-    # Try it: the right number, but too many words: 3/4.
-    page.select_option("#id_task", label="#2 What is 2 + 2?")
+    # Try it starts on the first task, numbered as on the dataset page: graded at once, no
+    # “missing variable” error from an empty task.
+    expect(page.locator("#id_task option:checked")).to_have_text("Task 1 (train): What is 0 + 0?")
+    page.fill("#id_sample", "0")
+    page.click("button:has-text('Grade this answer')")
+    expect(page.locator("#try-total")).to_have_text("1.000")
+    expect(page.locator("#try-criteria .reason")).to_have_text(["full marks", "full marks"])
+
+    # The right number, but too many words: 3/4, and the failed criterion says why.
+    page.select_option("#id_task", label="Task 3 (train): What is 2 + 2?")
     page.fill("#id_sample", "I am quite sure it is 4")
     page.click("button:has-text('Grade this answer')")
     expect(page.locator("#try-total")).to_have_text("0.750")
@@ -73,6 +81,13 @@ def test_build_save_and_try_a_rubric(page, live_server, django_user_model, shot)
     expect(rows).to_have_count(2)
     expect(page.locator("tr[data-criterion=number_is_correct] .score")).to_have_text("1.000")
     expect(page.locator("tr[data-criterion=length_within_bounds] .score")).to_have_text("0.000")
+    expect(page.locator("tr[data-criterion=length_within_bounds] .reason")).to_have_text(
+        "It has 7 words; at most 3 allowed.")
+    page.fill("#id_sample", "5")
+    page.click("button:has-text('Grade this answer')")
+    expect(page.locator("tr[data-criterion=number_is_correct] .reason")).to_have_text(
+        "It says 5; the correct number is 4.")
+    expect(page.locator("#try-total")).to_have_text("0.250")
     shot(page, "tried")
 
     # The references ("0".."14") all get full marks; the histogram is drawn by plotly.

@@ -84,9 +84,14 @@ class TryForm(forms.Form):
     def __init__(self, *args, tasks=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.tasks = {t.pk: t for t in tasks}
-        self.fields["task"].choices = [("", "— no task —")] + [
-            (t.pk, f"#{t.position} {prompt_text(t.data)[:80]}") for t in tasks
-        ]
+        # numbered as on the dataset page (from 1); the first task is picked to start with,
+        # since most criteria read the task (a grade without one only reports missing fields)
+        self.fields["task"].choices = [
+            (t.pk, f"Task {t.position + 1} ({t.split}): {prompt_text(t.data)[:80]}") for t in tasks
+        ] or [("", "— this grader has no dataset: type the task as JSON below —")]
+        if tasks:
+            self.fields["task"].initial = tasks[0].pk
+            self.fields["task"].help_text = "The task the answer is for; its reference fields fill {{item.…}}."
 
     def clean_item_json(self):
         text = self.cleaned_data["item_json"].strip()

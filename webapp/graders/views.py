@@ -22,6 +22,7 @@ from webapp.projects.models import Role
 
 from . import rubric as rb
 from . import selectors, services
+from .explain import criterion_reason, criterion_words
 from .forms import GraderMetaForm, ImportForm, TryForm
 from .judges import sync_judges
 from .models import Grader
@@ -70,10 +71,11 @@ def _criteria_rows(grader: Grader) -> list[dict]:
 
     if not isinstance(subs, dict):
         return [{"key": spec.get("name", ""), "name": spec.get("name", ""), "type": spec.get("type", ""),
-                 "label": label(spec.get("type"))}]
+                 "label": label(spec.get("type")), "words": criterion_words(spec), "spec": spec}]
     meta = {c["key"]: c for c in (grader.rubric or {}).get("criteria", [])}
     return [{"key": key, "name": sub.get("name", key), "type": sub.get("type", ""), "label": label(sub.get("type")),
-             "weight": meta.get(key, {}).get("weight"), "gate": meta.get(key, {}).get("gate", False)}
+             "weight": meta.get(key, {}).get("weight"), "gate": meta.get(key, {}).get("gate", False),
+             "words": criterion_words(sub), "spec": sub}
             for key, sub in subs.items() if isinstance(sub, dict)]
 
 
@@ -287,11 +289,12 @@ def grader_try(request, access: ProjectAccess, pk: str):
         result = run_grader(grader.spec, form.cleaned_data["sample"], form.item(),
                             time_budget=settings.STUDIO_GRADE_REQUEST_SECONDS,
                             scope=services.grading_scope(project_id=access.project.pk))
-        names = {r["key"]: r["name"] for r in _criteria_rows(grader)}
+        criteria = {r["key"]: r for r in _criteria_rows(grader)}
         subs = result.sub_results or {result.name: result}
-        rows = [{"key": key, "name": names.get(key, sub.name or key), "reward": sub.reward,
+        answer, item = form.cleaned_data["sample"], form.item()
+        rows = [{"key": key, "name": criteria.get(key, {}).get("name", sub.name or key), "reward": sub.reward,
                  "error": sub.error_message or "", "flags": [f for f, v in sub.errors.items() if v is True],
-                 "details": ", ".join(f"{k}: {v}" for k, v in sub.scores.items() if isinstance(v, str | int | float))[:300]}
+                 "reason": criterion_reason(criteria.get(key, {}).get("spec") or {}, sub, answer, item)}
                 for key, sub in subs.items()]
     template = "graders/_try_result.html" if request.htmx else "graders/try_page.html"
     return render(request, template, {

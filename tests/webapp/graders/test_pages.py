@@ -50,6 +50,23 @@ def test_try_it_shows_total_and_each_criterion(grader, dataset, viewer):
     assert "must be a JSON object" in body
 
 
+def test_try_it_starts_on_the_first_task_numbered_as_on_the_dataset_page(grader, dataset, viewer):
+    body = viewer.get(reverse("graders:detail", args=[dataset.project.slug, grader.pk])).content.decode()
+    first = dataset.tasks.order_by("position").first()
+    assert f'<option value="{first.pk}" selected>Task 1 (' in body and "no task" not in body
+
+
+def test_try_it_says_why_each_criterion_failed(grader, dataset, viewer):
+    url = reverse("graders:try", args=[dataset.project.slug, grader.pk])
+    task = dataset.tasks.get(data__id="t3")  # "What is 3 + 3?" -> "6"
+    body = viewer.post(url, {"sample": "It is 7", "task": task.pk}, headers={"HX-Request": "true"}).content.decode()
+    rows = body.split('id="try-criteria"')[1]
+    assert "It says 7; the correct number is 6." in rows
+    assert "It has 7 characters; at most 1 allowed." in rows
+    good = viewer.post(url, {"sample": "6", "task": task.pk}, headers={"HX-Request": "true"}).content.decode()
+    assert good.count("full marks") == 2
+
+
 def test_try_it_reports_a_criterion_error_escaped(dataset, viewer):
     spec = {"type": "multi", "calculate_output": "a", "graders": {
         "a": {"type": "string_check", "name": "<b>A</b>", "input": "{{sample.output_text}}",
@@ -57,7 +74,7 @@ def test_try_it_reports_a_criterion_error_escaped(dataset, viewer):
     grader = grader_create(project=dataset.project, name="G", spec=spec, user=None, dataset=dataset)
     body = viewer.post(reverse("graders:try", args=[dataset.project.slug, grader.pk]),
                        {"sample": "<script>x</script>"}, headers={"HX-Request": "true"}).content.decode()
-    assert "invalid_variable_error" in body and "item.missing" in body
+    assert "item.missing" in body and "invalid_variable_error" not in body  # the message, not the code name
     assert "<script>x" not in body and "<b>A</b>" not in body
 
 
