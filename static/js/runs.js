@@ -10,9 +10,9 @@
 
   function layout(extra) {
     return Object.assign({
-      height: 260, margin: { l: 48, r: 12, t: 28, b: 30 }, showlegend: true,
+      height: 260, margin: { l: 48, r: 12, t: 28, b: 40 }, showlegend: true,
       legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 11 } },
-      xaxis: { zeroline: false, hoverformat: ".0f" }, yaxis: { zeroline: false }, hovermode: "x unified",
+      xaxis: { zeroline: false, hoverformat: ".0f", title: { text: "step", standoff: 4, font: { size: 11 } } }, yaxis: { zeroline: false }, hovermode: "x unified",
       font: { family: "system-ui, sans-serif", size: 12 }, paper_bgcolor: "#fff", plot_bgcolor: "#fff",
     }, extra || {});
   }
@@ -27,10 +27,10 @@
     return Object.assign({ key, name, type: "scatter", mode: "lines", line: { color, width: 2 } }, extra || {});
   }
 
-  function band(prefix, color) {  // lower edge (invisible), then upper edge filled down to it
+  function band(prefix, color, name) {  // lower edge (invisible), then upper edge filled down to it
     return [
       line(`${prefix}_lo`, "", color, { line: { width: 0, color }, showlegend: false, hoverinfo: "skip" }),
-      line(`${prefix}_hi`, `${prefix.split("/")[0]} ± std`, color,
+      line(`${prefix}_hi`, name, color,
         { line: { width: 0, color }, fill: "tonexty", fillcolor: rgba(color, 0.15), hoverinfo: "skip" }),
     ];
   }
@@ -38,16 +38,18 @@
   function chartSpecs(series) {
     const criteria = Object.keys(series).filter((k) => /^train\/grader\/.+_mean$/.test(k)).sort();
     const specs = {
-      "chart-reward": [...band("train/reward", COLORS[0]), line("train/reward_mean", "train", COLORS[0]),
-        ...band("valid/reward", COLORS[1]),
-        line("valid/reward_mean", "validation", COLORS[1], { mode: "lines+markers", marker: { size: 5 } })],
+      "chart-reward": [...band("train/reward", COLORS[0], "spread of answers"),
+        line("train/reward_mean", "training", COLORS[0]),
+        ...band("valid/reward", COLORS[1], "validation 95 % range"),
+        line("valid/reward_mean", "validation", COLORS[1], { mode: "lines+markers", marker: { size: 6 } })],
       "chart-criteria": criteria.map((k, i) => line(k, k.slice("train/grader/".length, -"_mean".length),
         COLORS[i % COLORS.length])),
-      "chart-kl": [line("train/kl", "KL", COLORS[2])],
-      "chart-entropy": [line("train/entropy", "entropy", COLORS[3])],
+      "chart-kl": [line("train/kl", "drift (KL)", COLORS[2])],
+      "chart-entropy": [line("train/entropy", "variety (entropy)", COLORS[3])],
       "chart-length": [line("train/completion_tokens_mean", "mean", COLORS[4]),
-        line("train/completion_tokens_max", "max", COLORS[5], { line: { color: COLORS[5], width: 1, dash: "dot" } })],
-      "chart-time": ["sampling", "grading", "training"].map((k, i) => line(`time/${k}`, k, COLORS[i + 5],
+        line("train/completion_tokens_max", "longest", COLORS[5], { line: { color: COLORS[5], width: 1, dash: "dot" } })],
+      "chart-time": [["sampling", "writing answers"], ["grading", "grading"], ["training", "updating the model"]].map(
+        ([k, name], i) => line(`time/${k}`, name, COLORS[i + 5],
         { stackgroup: "time", line: { width: 1, color: COLORS[i + 5] } })),
     };
     return specs;
@@ -62,18 +64,31 @@
     });
   }
 
+  const SCORE_CHARTS = new Set(["chart-reward", "chart-criteria"]);
+
   function drawAll(root, series, react) {
     const specs = chartSpecs(series);
     for (const [id, spec] of Object.entries(specs)) {
       const el = document.getElementById(id);
       if (!el) continue;
       el._specKeys = spec.map((t) => t.key);
-      const yaxis = id === "chart-reward" || id === "chart-criteria" ? { zeroline: false, rangemode: "tozero" } : { zeroline: false };
-      const empty = spec.every((t) => !(series[t.key] && series[t.key].x.length));
+      const points = Math.max(0, ...spec.map((t) => (series[t.key] ? series[t.key].x.length : 0)));
+      const empty = points === 0;
+      // scores live in [0, 1]: a fixed axis, so a band or a dip never rescales the chart
+      const yaxis = SCORE_CHARTS.has(id) ? { zeroline: false, range: [-0.02, 1.02], fixedrange: true } : { zeroline: false };
       const extra = { yaxis };
-      if (empty) extra.annotations = [{ text: el.dataset.emptyText || "no data yet", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#6b7280" } }];
-      (react ? Plotly.react : Plotly.newPlot)(el, tracesFor(spec, series), layout(extra), PLOT_CONFIG);
+      if (empty) {  // no axes and no grid before there is anything to draw
+        extra.xaxis = { visible: false };
+        extra.yaxis = { visible: false };
+        extra.showlegend = false;
+        extra.annotations = [{ text: el.dataset.emptyText || "appears after the first step", showarrow: false,
+          xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#6b7280" } }];
+      }
+      const traces = tracesFor(spec, series);
+      if (points < 2) traces.forEach((t) => { if (t.mode === "lines") t.mode = "lines+markers"; });  // one point: a dot
+      (react ? Plotly.react : Plotly.newPlot)(el, traces, layout(extra), PLOT_CONFIG);
       el._empty = empty;
+      el._sparse = points < 2;
     }
     root._series = series;
   }
@@ -97,7 +112,9 @@
     // A key no chart has a trace for yet (a criterion's first score, or any first point of
     // an empty chart): rebuild from the merged data, once.
     const novel = Object.keys(fresh).some((k) => !known.has(k) && Object.values(chartSpecs(root._series)).some((spec) => spec.some((t) => t.key === k)));
-    if (novel) { drawAll(root, root._series, true); return; }
+    // a chart that was empty or a single dot is drawn afresh (axes, lines instead of dots)
+    const sparse = Object.keys(specs).some((id) => { const el = document.getElementById(id); return el && el._sparse; });
+    if (novel || sparse) { drawAll(root, root._series, true); return; }
     for (const id of Object.keys(specs)) {
       const el = document.getElementById(id);
       if (!el || !el._specKeys) continue;
@@ -136,6 +153,11 @@
         const url = new URL(initial.metrics_url, window.location.href);
         url.searchParams.set("after", String(last));
         const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+        if (response.redirected && window.studioSession && window.studioSession.isLoginUrl(response.url)) {
+          clearInterval(timer);  // the session ended: say so instead of failing silently
+          window.studioSession.ended();
+          return;
+        }
         if (!response.ok) return;
         const data = await response.json();
         if (data.reset) drawAll(root, data.series, true);

@@ -33,3 +33,33 @@ document.addEventListener("click", async (evt) => {
     if (status) status.textContent = "Selected: press Ctrl+C (or ⌘C) to copy.";
   }
 });
+// When the session ends (logged out in another tab, expired), a polling request is answered
+// with the login page: say so once and stop polling, never swap the login form into the page.
+(function () {
+  let ended = false;
+  const loginPath = () => document.body.dataset.loginUrl || "/accounts/login/";
+  function isLoginUrl(url) {
+    try { return Boolean(url) && new URL(url, window.location.href).pathname === loginPath(); } catch (err) { return false; }
+  }
+  function sessionEnded() {
+    if (ended) return;
+    ended = true;
+    const note = document.createElement("div");
+    note.className = "errors session-ended";
+    note.id = "session-ended";
+    note.setAttribute("role", "alert");
+    const link = document.createElement("a");
+    link.href = `${loginPath()}?next=${encodeURIComponent(window.location.pathname + window.location.search)}`;
+    link.textContent = "Log in again";
+    note.append("Your session has ended, so this page stopped updating. ", link, " to carry on.");
+    (document.querySelector("main") || document.body).prepend(note);
+  }
+  window.studioSession = { isLoginUrl, ended: sessionEnded };
+  document.addEventListener("htmx:beforeRequest", (evt) => { if (ended) evt.preventDefault(); });
+  document.addEventListener("htmx:beforeSwap", (evt) => {
+    if (isLoginUrl(evt.detail.xhr && evt.detail.xhr.responseURL)) {
+      evt.detail.shouldSwap = false;
+      sessionEnded();
+    }
+  });
+})();

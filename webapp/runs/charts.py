@@ -41,9 +41,28 @@ def _number(value) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def reward_band(data: dict, mean_key: str, std_key: str) -> tuple[float, float] | None:
+    """The shaded band around a reward curve, inside [0, 1] where rewards live.
+
+    Training: mean ± one standard deviation of the step's answers (how much they differ).
+    Validation: the 95 % range of the mean itself (± 1.96 std / √n over its `n` tasks): the
+    spread of single tasks (often 0 or 1) would cover the whole chart and say nothing about
+    whether the score moved.
+    """
+    mean, std = _number(data.get(mean_key)), _number(data.get(std_key))
+    if mean is None or std is None:
+        return None
+    if mean_key.startswith("valid/"):
+        n = _number(data.get("valid/n_samples"))
+        if not n or n < 2:
+            return None
+        std = 1.96 * std / math.sqrt(n)
+    return max(0.0, mean - std), min(1.0, mean + std)
+
+
 def series_from_rows(rows: Iterable[tuple[int, dict]], wanted=None) -> dict[str, dict[str, list]]:
     """{key: {"x": steps, "y": values}} for every numeric key (or those `wanted(key)` accepts);
-    nulls are left out, not zeroed. Adds `<split>/reward_lo` / `_hi` (mean ± std), the band.
+    nulls are left out, not zeroed. Adds `<split>/reward_lo` / `_hi`, the band (`reward_band`).
     """
     out: dict[str, dict[str, list]] = {}
 
@@ -62,10 +81,10 @@ def series_from_rows(rows: Iterable[tuple[int, dict]], wanted=None) -> dict[str,
             if value is not None and "/" in key:
                 put(key, step, value)
         for mean_key, std_key, prefix in BAND_KEYS:
-            mean, std = _number((data or {}).get(mean_key)), _number((data or {}).get(std_key))
-            if mean is not None and std is not None:
-                put(f"{prefix}_lo", step, mean - std)
-                put(f"{prefix}_hi", step, mean + std)
+            band = reward_band(data or {}, mean_key, std_key)
+            if band is not None:
+                put(f"{prefix}_lo", step, band[0])
+                put(f"{prefix}_hi", step, band[1])
     return out
 
 
@@ -116,6 +135,23 @@ def reward_curves(runs: Sequence[Run], *, max_points: int = MAX_POINTS) -> dict[
                 curves[run_id][split][1].append(value)
     return {pk: {split: dict(zip(("x", "y"), downsample(*xy, max_points), strict=True))
                  for split, xy in c.items()} for pk, c in curves.items()}
+
+
+def reward_summary(curve: dict) -> dict:
+    """What a run's reward did, for the run page's headline and the runs list: the latest
+    and best validation scores, and the training trend (mean of the first few steps against
+    the last few), never one noisy step. `curve` is one run of `reward_curves`."""
+    train_y, valid_x, valid_y = curve["train"]["y"], curve["valid"]["x"], curve["valid"]["y"]
+    out: dict = {"valid": None, "valid_first": None, "valid_best": None, "trend": None}
+    if valid_y:
+        best = max(range(len(valid_y)), key=lambda i: valid_y[i])
+        out.update(valid=valid_y[-1], valid_step=valid_x[-1], valid_first=valid_y[0], valid_checks=len(valid_y),
+                   valid_best=valid_y[best], valid_best_step=valid_x[best])
+    if len(train_y) >= 2:
+        k = max(1, min(10, len(train_y) // 4))
+        early, late = sum(train_y[:k]) / k, sum(train_y[-k:]) / k
+        out["trend"] = {"early": early, "late": late, "change": late - early, "steps": k}
+    return out
 
 
 def sparkline_svg(xs: Sequence[float], ys: Sequence[float], *, width: int = 120, height: int = 28,

@@ -15,7 +15,7 @@ from webapp.datasets.models import Dataset, Split
 from webapp.datasets.selectors import dataset_split_counts
 from webapp.projects.models import Project
 
-from .models import LocalBaseModel, Run, RunCheckpoint, RunPreflight, RunSample
+from .models import LocalBaseModel, Run, RunCheckpoint, RunMetric, RunPreflight, RunSample
 
 if TYPE_CHECKING:
     from .plan import RunPlan
@@ -49,6 +49,32 @@ def run_feedback_counts(*, run: Run) -> dict[str, int]:
     rows = (RunSample.objects.filter(run=run, feedback__isnull=False)
             .values("feedback__criterion").annotate(n=Count("feedback")))
     return {r["feedback__criterion"]: r["n"] for r in rows}
+
+
+PRUNED_PREFIX = "Removed checkpoint"
+
+
+def run_timeline(*, run: Run, limit: int = 50) -> tuple[list[dict], int]:
+    """The run page's events, newest first: the run's messages and each progress check's
+    validation score (with “best so far”), and how many pruned-checkpoint notes were left out
+    (the API's events keep them all)."""
+    messages = run.events.filter(type="message")
+    pruned = messages.filter(message__startswith=PRUNED_PREFIX).count()
+    items = [{"time": e.created_at, "level": e.level, "text": e.message, "kind": "message"}
+             for e in messages.exclude(message__startswith=PRUNED_PREFIX).order_by("-id")[:limit]]
+    checks = (RunMetric.objects.filter(run=run, data__has_key="valid/reward_mean").order_by("step")
+              .values_list("step", "created_at", "data__valid/reward_mean", "data__valid/n_samples"))
+    best = None
+    for step, created, score, n in checks:
+        if not isinstance(score, int | float):
+            continue
+        note = " (best so far)" if best is not None and score > best else ""
+        best = score if best is None else max(best, score)
+        tasks = f" on {n} validation tasks" if isinstance(n, int) else ""
+        items.append({"time": created, "level": "info", "kind": "validation",
+                      "text": f"Step {step}: validation score {score:.3f}{tasks}{note}"})
+    items.sort(key=lambda i: i["time"], reverse=True)
+    return items[:limit], pruned
 
 
 def run_latest_checkpoint(*, run: Run) -> RunCheckpoint | None:

@@ -61,12 +61,13 @@ def allowed_actions(run: Run) -> list[str]:
 
 
 def _live_context(access: ProjectAccess, run: Run) -> dict:
-    events = run.events.filter(type="message").order_by("-id")[:EVENTS_SHOWN]
+    events, pruned = selectors.run_timeline(run=run, limit=EVENTS_SHOWN)
     counts = selectors.run_feedback_counts(run=run)
     return {
         "access": access, "project": access.project, "run": run, "title": run_title(run),
         "actions": allowed_actions(run) if access.can_edit else [],
-        "events": events, "checkpoints": run.checkpoints.order_by("-step"),
+        "summary": charts.reward_summary(charts.reward_curves([run])[run.pk]),
+        "events": events, "pruned_checkpoints": pruned, "checkpoints": run.checkpoints.order_by("-step"),
         "feedback_counts": sorted(counts.items()), "feedback_total": sum(counts.values()),
         "lost": (run.error or {}).get("code") == "worker_lost",
         "time_left": timing.run_time_left(run=run),
@@ -86,6 +87,7 @@ def run_list(request, access: ProjectAccess):
         train = curves[run.pk]["train"]
         label = f"train reward of {run_title(run)}"
         rows.append({"run": run, "title": run_title(run), "grader": grader_label(run),
+                     "summary": charts.reward_summary(curves[run.pk]),
                      "sparkline": mark_safe(charts.sparkline_svg(train["x"], train["y"], label=label))})  # noqa: S308 - built from numbers and escape()
     return render(request, "runs/list.html", {
         "access": access, "project": access.project, "rows": rows, "tab": "runs",
@@ -123,6 +125,8 @@ def run_detail(request, access: ProjectAccess, pk: str):
     context = _live_context(access, run)
     context.update({
         "tab": "runs", "grader": grader_label(run),
+        # no empty chart for a run that does not measure drift (no KL penalty: no reference model)
+        "show_kl": bool((run.config or {}).get("beta")) or "train/kl" in series,
         "chart_data": {"series": series, "last_step": last, "status": run.status, "active": run.is_active,
                        "metrics_url": reverse("runs:metrics", args=[access.project.slug, run.pk])},
     })
@@ -169,9 +173,8 @@ def _control(request, access: ProjectAccess, pk: str, action: str):
         service(run=run)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, {"cancel": "Cancel requested.", "pause": "Pause requested.",
-                                   "resume": "Resumed; the run is queued again."}[action])
+    # Success needs no message: the run page's status says what happened (a message would
+    # stay on screen, stale, after the run has stopped).
     return redirect("runs:detail", slug=access.project.slug, pk=run.pk)
 
 

@@ -45,7 +45,7 @@ def step_metrics(step: int, total: int, *, eval_interval: int = 5) -> dict:
         "throughput/tokens_per_s": 120.0,
     }
     if step % eval_interval == 0 or step == total:
-        data.update({"valid/reward_mean": max(0.0, r - 0.1), "valid/reward_std": 0.15,
+        data.update({"valid/reward_mean": max(0.0, r - 0.1), "valid/reward_std": 0.15, "valid/n_samples": 20,
                      "valid/grader/correct_mean": r - 0.05, "valid/grader/polite_mean": r - 0.15})
     return data
 

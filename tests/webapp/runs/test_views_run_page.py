@@ -85,14 +85,19 @@ def test_controls_call_the_services_and_show_their_refusals(world, client_for):
     client = client_for(users["editor"])
     response = client.post(url("pause", run), follow=True)
     assert Run.objects.get(pk=run.pk).status == RunStatus.PAUSED
-    assert "Pause requested" in response.content.decode()
+    body = response.content.decode()  # the status says it; no message that would go stale
+    assert 'id="run-status">Paused<' in body and 'class="messages"' not in body
     response = client.post(url("pause", run), follow=True)  # a paused run cannot pause
     assert "Cannot pause a run that is paused." in response.content.decode()
     client.post(url("cancel", run))
     assert Run.objects.get(pk=run.pk).status == RunStatus.CANCELLED
     running = make_run(project, dataset, users["owner"], steps=2)
-    client.post(url("cancel", running))
+    body = client.post(url("cancel", running), follow=True).content.decode()
     assert Run.objects.get(pk=running.pk).requested_action == "cancel"
+    assert "Cancel requested: the run stops after its current step." in " ".join(body.split())
+    Run.objects.filter(pk=running.pk).update(status=RunStatus.CANCELLED)  # the worker stopped
+    body = client.get(url("detail", running)).content.decode()
+    assert "id=\"run-requested\"" not in body and 'id="run-status">Cancelled<' in body
 
 
 def test_live_partial_stops_polling_when_finished(world, client_for):

@@ -59,3 +59,18 @@ def duration_range(low, high) -> str:
     if low_text == high_text or low_text in ("0", "0.0"):
         return f"{'under ' if low_text in ('0', '0.0') and high_text != '0' else ''}{high_text} {unit}"
     return f"{low_text}–{high_text} {unit}"
+
+
+@register.filter
+def sub(value, other):
+    """`value - other` for numbers; None otherwise."""
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (value, other))
+    return value - other if numbers else None
+
+
+@register.filter
+def signed(value) -> str:
+    """A change with its sign: “+0.290”, “−0.050”; “—” when missing."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "—"
+    return f"+{value:.3f}" if value >= 0 else f"−{-value:.3f}"
