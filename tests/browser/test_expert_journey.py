@@ -222,10 +222,11 @@ def test_expert_journey(page, live_server, django_user_model, settings, tmp_path
         sample = page.locator("article.sample").first
         expect(sample).to_be_visible()
         shot(page, "samples")
-        mark_grader_wrong(sample, criterion="says_the_letter", comment="Spelled out, the letter is there.")
+        mark_grader_wrong(sample, criterion="says_the_letter", comment="Spelled out, the letter is there.",
+                          label="Says the letter")
         shot(page, "sample-marked")
         page.click("text=Back to the run")
-        expect(page.locator("#feedback-counts")).to_contain_text("says_the_letter: 1")
+        expect(page.locator("#feedback-counts")).to_contain_text("Says the letter: 1")
         shot(page, "run-disagreements")
 
         # --- a second, longer run, cancelled from its page ------------------------------------

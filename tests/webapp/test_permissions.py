@@ -13,7 +13,7 @@ from webapp.datasets.services import file_create
 from webapp.graders.models import GraderCheck
 from webapp.graders.services import grader_create
 from webapp.projects.models import Membership
-from webapp.runs.models import RunPreflight
+from webapp.runs.models import RunPreflight, SampleFeedback
 
 RANK = {"outsider": 0, "viewer": 1, "editor": 2, "owner": 3}
 
@@ -68,7 +68,9 @@ RUN_URLS = {  # the run pages (the launch form's entries are with the launch tes
     "runs:checkpoint_download": ("get", "viewer", run_kw(ckpt="checkpoint"), None),
     "runs:samples": ("get", "viewer", run_kw(), None),
     "runs:sample_task": ("get", "viewer", run_kw(task_key="task_key"), None),
-    "runs:sample_feedback": ("post", "editor", run_kw(sample_pk="sample"), lambda: {"comment": "wrong"}),
+    "runs:sample_feedback": ("post", "viewer", run_kw(sample_pk="sample"), lambda: {"comment": "wrong"}),
+    # the flag is the owner's: viewers may take back only their own (tests/webapp/runs/test_views_samples.py)
+    "runs:sample_feedback_delete": ("post", "editor", run_kw(sample_pk="sample", feedback_pk="feedback"), None),
     "runs:launch": ("post", "editor", lambda o: {}, dict),  # an empty form: 400 with field errors
     "runs:estimate": ("post", "editor", lambda o: {}, dict),
     "runs:preflight": ("get", "editor", lambda o: {"pk": o["preflight"]}, None),
@@ -182,10 +184,12 @@ def make_objects(project, users, make_user):
                                     train=Upload("r.jsonl", len(data), lambda: data))
     run = make_run(project, run_data, users["owner"], steps=2)  # locks its dataset, not `dataset`
     sample = run.samples.first()
+    feedback = SampleFeedback.objects.create(sample=sample, user=users["owner"], comment="wrong")
     preflight = RunPreflight.objects.create(project=project, dataset=dataset, grader_spec=GRADER_SPEC, config={})
     return {"preflight": preflight.pk, "dataset": dataset.pk, "task": dataset.tasks.first().pk, "membership": membership.pk, "file": file.id,
             "grader": grader.pk, "check": check.pk, "run": run.pk, "sample": sample.pk,
-            "task_key": sample.task_key, "checkpoint": run.checkpoints.get().pk}
+            "task_key": sample.task_key, "checkpoint": run.checkpoints.get().pk,
+            "feedback": feedback.pk}
 
 
 @pytest.fixture
@@ -221,7 +225,7 @@ def test_project_urls(name, who, world, client_for):
 
 
 ALL_OBJECT_KEYS = dict.fromkeys(["dataset", "task", "membership", "grader", "check", "run", "sample",
-                                 "checkpoint", "task_key", "preflight"], 1)
+                                 "checkpoint", "task_key", "preflight", "feedback"], 1)
 
 
 @pytest.mark.parametrize("name", sorted(n for n, (_, _, kw, _) in PROJECT_URLS.items() if kw(ALL_OBJECT_KEYS)))

@@ -16,7 +16,7 @@ import traceback
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -265,3 +265,11 @@ def sample_feedback_create(*, sample: RunSample, user, criterion: str = "", comm
     if criterion and criterion not in (sample.sub_rewards or {}):
         raise ValidationError({"criterion": f"This sample has no criterion called “{criterion}”."})
     return SampleFeedback.objects.create(sample=sample, user=user, criterion=criterion, comment=comment.strip()[:5000])
+
+
+def sample_feedback_delete(*, feedback: SampleFeedback, user, may_remove_others: bool) -> None:
+    """Undo a “grader was wrong” flag. Its author may; others only with `may_remove_others`
+    (project editors, who curate the reviews). Anyone else gets PermissionDenied (a 403)."""
+    if feedback.user_id != getattr(user, "pk", None) and not may_remove_others:
+        raise PermissionDenied("Only the person who flagged this sample, or an editor, can take the flag back.")
+    feedback.delete()

@@ -19,4 +19,6 @@ urlpatterns = [
     path("<str:pk>/samples/", views.sample_list, name="samples"),
     path("<str:pk>/samples/task/<str:task_key>/", views.sample_task, name="sample_task"),
     path("<str:pk>/samples/<int:sample_pk>/feedback/", views.sample_feedback, name="sample_feedback"),
+    path("<str:pk>/samples/<int:sample_pk>/feedback/<int:feedback_pk>/delete/", views.sample_feedback_delete,
+         name="sample_feedback_delete"),
 ]

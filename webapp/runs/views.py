@@ -26,7 +26,7 @@ from webapp.projects.access import ProjectAccess, project_view
 from webapp.projects.models import Role
 
 from . import charts, review, selectors, services, timing
-from .models import Run, RunCheckpoint, RunStatus
+from .models import Run, RunCheckpoint, RunStatus, SampleFeedback
 
 SAMPLES_PER_PAGE = 20
 EVENTS_SHOWN = 50
@@ -69,6 +69,7 @@ def _live_context(access: ProjectAccess, run: Run) -> dict:
         "summary": charts.reward_summary(charts.reward_curves([run])[run.pk]),
         "events": events, "pruned_checkpoints": pruned, "checkpoints": run.checkpoints.order_by("-step"),
         "feedback_counts": sorted(counts.items()), "feedback_total": sum(counts.values()),
+        "criterion_names": criterion_names(run),
         "lost": (run.error or {}).get("code") == "worker_lost",
         "time_left": timing.run_time_left(run=run),
     }
@@ -223,9 +224,29 @@ def checkpoint_download(request, access: ProjectAccess, pk: str, ckpt: str):
 # --- samples ---------------------------------------------------------------------------------
 
 
-def _sample_cards(samples, access) -> list[dict]:
-    return [{"s": s, "flags": review.error_flags(s.errors), "feedback": list(s.feedback.all()),
-             "can_edit": access.can_edit} for s in samples]
+def criterion_names(run: Run) -> dict[str, str]:
+    """Criterion key (as in scores) -> the name the grader's author gave it."""
+    subs = (run.grader_spec or {}).get("graders")
+    if not isinstance(subs, dict):
+        return {}
+    return {key: str(sub.get("name") or key) for key, sub in subs.items() if isinstance(sub, dict)}
+
+
+def _sample_cards(samples, access, run: Run) -> list[dict]:
+    names = criterion_names(run)
+    cards = []
+    for s in samples:
+        item = s.item if isinstance(s.item, dict) else {}
+        cards.append({
+            "s": s, "flags": review.error_flags(s.errors), "feedback": list(s.feedback.all()),
+            "criteria": [{"key": k, "name": names.get(k, k), "value": v} for k, v in (s.sub_rewards or {}).items()],
+            "reference": item.get("reference_answer"), "names": names,
+            "other_fields": [(k, v) for k, v in item.items() if k != "reference_answer"],
+            # reviewers are the experts, whatever their role: every member may flag and take
+            # back their own flag; editors may also remove others' (they curate the reviews)
+            "can_moderate": access.can_edit,
+        })
+    return cards
 
 
 @require_GET
@@ -238,10 +259,10 @@ def sample_list(request, access: ProjectAccess, pk: str):
     query.pop("page", None)
     context = {
         "access": access, "project": access.project, "run": run, "title": run_title(run), "tab": "runs",
-        "page": page, "cards": _sample_cards(page.object_list, access), "filters": filters,
+        "page": page, "cards": _sample_cards(page.object_list, access, run), "filters": filters,
         "criteria": review.sample_criteria(run=run), "orders": review.ORDER_LABELS,
         "stats": review.sample_stats(run=run),
-        "query": query.urlencode(),
+        "query": query.urlencode(), "criterion_names": criterion_names(run),
     }
     if request.htmx and request.htmx.target == "sample-results":
         return render(request, "runs/_sample_results.html", context)
@@ -256,19 +277,27 @@ def sample_task(request, access: ProjectAccess, pk: str, task_key: str):
     early, late = review.task_early_late(run=run, task_key=task_key)
     return render(request, "runs/sample_task.html", {
         "access": access, "project": access.project, "run": run, "title": run_title(run), "tab": "runs",
-        "early": _sample_cards(early, access), "late": _sample_cards(late, access),
+        "early": _sample_cards(early, access, run), "late": _sample_cards(late, access, run),
         "prompt": early[0].prompt, "item": early[0].item,
     })
 
 
+def _feedback_context(access: ProjectAccess, run: Run, sample) -> dict:
+    names = criterion_names(run)
+    return {"access": access, "project": access.project, "run": run, "title": run_title(run), "sample": sample,
+            "criteria": [(key, names.get(key, key)) for key in sorted((sample.sub_rewards or {}).keys())],
+            "names": names, "can_moderate": access.can_edit, "error": None,
+            "feedback": list(sample.feedback.select_related("user"))}
+
+
 @require_http_methods(["GET", "POST"])
-@project_view(Role.EDITOR)
+@project_view(Role.VIEWER)
 def sample_feedback(request, access: ProjectAccess, pk: str, sample_pk: int):
-    """“Grader was wrong”: GET gives the small form, POST records the disagreement."""
+    """“Grader was wrong”: GET gives the small form (or, with `summary=1`, the sample's flags
+    again), POST records the disagreement. Any member may: reviewers are the experts."""
     run = selectors.run_get(project=access.project, pk=pk)
     sample = review.sample_get(run=run, pk=sample_pk)
-    context = {"access": access, "project": access.project, "run": run, "title": run_title(run),
-               "sample": sample, "criteria": sorted((sample.sub_rewards or {}).keys()), "error": None}
+    context = _feedback_context(access, run, sample)
     if request.method == "POST":
         try:
             services.sample_feedback_create(sample=sample, user=request.user,
@@ -279,10 +308,24 @@ def sample_feedback(request, access: ProjectAccess, pk: str, sample_pk: int):
             template = "runs/_feedback_form.html" if request.htmx else "runs/feedback.html"
             return render(request, template, context, status=200 if request.htmx else 400)
         if request.htmx:
-            context["feedback"] = list(sample.feedback.all())
+            context["feedback"] = list(sample.feedback.select_related("user"))
             return render(request, "runs/_feedback_done.html", context)
         messages.success(request, "Thanks: the disagreement is counted on the run page.")
         return redirect("runs:samples", slug=access.project.slug, pk=run.pk)
+    if request.htmx and request.GET.get("summary"):
+        return render(request, "runs/_feedback_summary.html", context)
     template = "runs/_feedback_form.html" if request.htmx else "runs/feedback.html"
     return render(request, template, context)
 
+
+@require_POST
+@project_view(Role.VIEWER)
+def sample_feedback_delete(request, access: ProjectAccess, pk: str, sample_pk: int, feedback_pk: int):
+    """Take back a “grader was wrong” flag: its author may, and editors may remove anyone's."""
+    run = selectors.run_get(project=access.project, pk=pk)
+    sample = review.sample_get(run=run, pk=sample_pk)
+    feedback = get_object_or_404(SampleFeedback, pk=feedback_pk, sample=sample)
+    services.sample_feedback_delete(feedback=feedback, user=request.user, may_remove_others=access.can_edit)
+    if request.htmx:
+        return render(request, "runs/_feedback_summary.html", _feedback_context(access, run, sample))
+    return redirect("runs:samples", slug=access.project.slug, pk=run.pk)

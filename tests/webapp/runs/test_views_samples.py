@@ -39,7 +39,7 @@ def test_lists_samples_newest_first_with_pagination(run, project_with_roles, cli
     assert "22 matching samples" in body and "page 1 of 2" in body
     ids = shown(body)
     assert len(ids) == 20 and steps_of(ids)[0] == 10 and steps_of(ids) == sorted(steps_of(ids), reverse=True)
-    assert "What is 1 + 1?" in body and "reference_answer" in body  # prompt bubbles and reference fields
+    assert "What is 1 + 1?" in body and "Reference answer" in body and "The model's answer" in body
     assert "correct" in body and "polite" in body  # each criterion's score
     page2 = client.get(samples_url(run, page=2)).content.decode()
     assert len(shown(page2)) == 2
@@ -92,7 +92,7 @@ def test_model_output_is_escaped_and_long_outputs_folded(run, project_with_roles
     body = client_for(users["viewer"]).get(samples_url(run, min_step=11)).content.decode()
     assert "<script>alert" not in body and "<img src=x" not in body
     assert "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt;" in body
-    assert "Show the whole output (2000 characters)" in body and "<details>" in body
+    assert "Show the whole answer (2000 characters)" in body and "<details>" in body
     assert "python grader runtime error" in body and "ZeroDivisionError" in body
     only_errors = shown(client_for(users["viewer"]).get(samples_url(run, errors=1)).content.decode())
     assert [RunSample.objects.get(pk=i).output_text for i in only_errors] == ["oops"]
@@ -118,6 +118,7 @@ def test_grader_was_wrong_feedback_is_counted_on_the_run_page(run, project_with_
     editor = client_for(users["editor"])
     form = editor.get(url, headers={"HX-Request": "true"}).content.decode()
     assert "<html" not in form and 'name="criterion"' in form and 'value="polite"' in form
+    assert "the total score" in form
     done = editor.post(url, {"criterion": "polite", "comment": "It <b>was</b> polite"}, headers={"HX-Request": "true"})
     assert "Recorded" in done.content.decode() and "It &lt;b&gt;was&lt;/b&gt; polite" in done.content.decode()
     editor.post(url, {"criterion": "", "comment": ""})
@@ -129,9 +130,24 @@ def test_grader_was_wrong_feedback_is_counted_on_the_run_page(run, project_with_
     assert "polite: 1" in counts and "total: 1" in counts
     marked = shown(editor.get(samples_url(run, feedback=1)).content.decode())
     assert marked == [sample.pk]
-    viewer_page = client_for(users["viewer"]).get(samples_url(run)).content.decode()
-    assert "Grader was wrong</a>" not in viewer_page  # editors mark; viewers read
-    assert client_for(users["viewer"]).post(url, {"comment": "x"}).status_code == 403
+    # reviewers are the experts: a viewer may flag too, and take back their own flag
+    viewer = client_for(users["viewer"])
+    assert "Grader was wrong</a>" in viewer.get(samples_url(run)).content.decode()
+    assert viewer.post(url, {"comment": "viewer disagrees"}).status_code == 302
+    mine = SampleFeedback.objects.get(comment="viewer disagrees")
+    theirs = SampleFeedback.objects.filter(sample=sample).exclude(pk=mine.pk).first()
+
+    def undo(client, flag):
+        return client.post(reverse("runs:sample_feedback_delete", kwargs={
+            "slug": project.slug, "pk": run.pk, "sample_pk": sample.pk, "feedback_pk": flag.pk}),
+            headers={"HX-Request": "true"})
+
+    assert undo(viewer, theirs).status_code == 403  # not theirs to take back
+    page = undo(viewer, mine)
+    assert page.status_code == 200 and "viewer disagrees" not in page.content.decode()
+    assert not SampleFeedback.objects.filter(pk=mine.pk).exists()
+    assert undo(editor, theirs).status_code == 200  # editors curate the reviews
+    assert SampleFeedback.objects.filter(sample=sample).count() == 1
 
 
 def test_another_runs_sample_or_checkpoint_is_404_under_this_run(run, project_with_roles, dataset, client_for):
