@@ -56,12 +56,23 @@ def test_build_save_and_try_a_rubric(page, live_server, django_user_model, shot)
     expect(page.locator("#formula-error")).to_be_visible()
     page.fill("#id_formula", "min(number_is_correct, length_within_bounds)")
     expect(page.locator("#formula-ok")).to_be_visible()
+    # the weights do nothing with a formula of one's own: the boxes say so instead of a number
+    expect(first.locator("input[name$='-weight']")).to_be_hidden()
+    expect(first.locator(".weight-unused")).to_have_text("not used: your formula sets the total")
+    shot(page, "builder-formula")
     page.get_by_label("Weighted mean of the criteria").check()
+    expect(first.locator("input[name$='-weight']")).to_be_visible()
+    expect(first.locator(".weight-unused")).to_be_hidden()
     shot(page, "builder")
 
     page.click("#save-grader")
     expect(page.locator("h1")).to_contain_text("Sums rubric")
     expect(page.locator("#grader-json")).to_contain_text('"calculate_output": "(3 * number_is_correct + 1 * length_within_bounds) / 4"')
+    # each criterion in words, the weights that make the total beside them
+    expect(page.locator("#criteria-summary tr[data-criterion=length_within_bounds] .criterion-words")).to_have_text(
+        "The answer is at most 3 words long.")
+    expect(page.locator("#criteria-summary")).to_contain_text("the weighted mean of the criteria")
+    page.wait_for_load_state()  # htmx (deferred) runs the Try it form in place
     shot(page, "saved")
 
     # Try it starts on the first task, numbered as on the dataset page: graded at once, no

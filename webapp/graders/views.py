@@ -89,6 +89,8 @@ def grader_detail(request, access: ProjectAccess, pk: str):
         "versions": selectors.grader_versions(grader=grader), "check": selectors.check_latest(grader=grader),
         "try_form": TryForm(tasks=selectors.try_tasks(dataset=grader.dataset)),
         "buildable": rb.rubric_from_grader(grader.spec, grader.rubric) is not None,
+        # the weights are shown only where they make the total (not beside a formula of one's own)
+        "weighted": bool(grader.rubric) and grader.rubric.get("combine") != rb.FORMULA,
     })
 
 

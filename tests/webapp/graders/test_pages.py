@@ -152,3 +152,28 @@ def test_edit_json_of_locked_grader_makes_new_version(grader, dataset, editor):
     assert grader.spec == RUBRIC
     body = editor.post(reverse("graders:delete", args=[dataset.project.slug, grader.pk]), follow=True).content.decode()
     assert "cannot be deleted" in body and Grader.objects.filter(pk=grader.pk).exists()
+
+
+def test_grader_page_shows_each_criterion_in_words_and_weights_only_when_used(dataset, viewer):
+    state = {"combine": "formula", "formula": "min(number_is_correct, short_answer)", "criteria": [
+        {"key": "number_is_correct", "name": "Number is correct", "type": "numeric_match", "weight": 1, "gate": False},
+        {"key": "short_answer", "name": "Short answer", "type": "length_bounds", "weight": 1, "gate": False}]}
+    spec = {**RUBRIC, "calculate_output": "min(number_is_correct, short_answer)"}
+    formula = grader_create(project=dataset.project, name="F", spec=spec, rubric=state, user=None, dataset=dataset)
+    body = viewer.get(reverse("graders:detail", args=[dataset.project.slug, formula.pk])).content.decode()
+    summary = body.split('id="criteria-summary"')[1].split("</section>")[0]
+    assert "<th>Weight</th>" not in summary and "Weights are not used." in summary
+    assert "The last number in the answer equals the task&#x27;s “reference_answer”." in summary
+    assert "The answer is at most 1 character long." in summary
+    assert "numeric_match" not in summary and "length_bounds" not in summary  # plain words, no code names
+    weighted = grader_create(project=dataset.project, name="W", spec=RUBRIC, user=None, dataset=dataset,
+                             rubric={**state, "combine": "weighted_mean", "formula": ""})
+    body = viewer.get(reverse("graders:detail", args=[dataset.project.slug, weighted.pk])).content.decode()
+    assert "<th>Weight</th>" in body and "the weighted mean of the criteria" in body
+
+
+def test_builder_offers_checks_in_plain_words(dataset, editor):
+    body = editor.get(reverse("graders:new", args=[dataset.project.slug])).content.decode()
+    options = body.split('-type" hx-get=')[1].split("</select>")[0]
+    assert "Text matches" in options and "(string_check)" not in options and "string_check<" not in options
+    assert "not used: your formula sets the total" in body
