@@ -185,13 +185,13 @@
     const traces = [];
     runs.forEach((r, i) => {
       const color = COLORS[i % COLORS.length];
-      traces.push({ type: "scatter", mode: "lines", name: `${r.name} train`, x: r.train.x, y: r.train.y, line: { color, width: 2 } });
+      traces.push({ type: "scatter", mode: "lines", name: `${r.name} training`, x: r.train.x, y: r.train.y, line: { color, width: 2 } });
       if (r.valid.x.length) {
-        traces.push({ type: "scatter", mode: "lines+markers", name: `${r.name} valid`, x: r.valid.x, y: r.valid.y,
+        traces.push({ type: "scatter", mode: "lines+markers", name: `${r.name} validation`, x: r.valid.x, y: r.valid.y,
           line: { color, width: 1.5, dash: "dot" }, marker: { size: 4 } });
       }
     });
-    Plotly.newPlot(el, traces, layout({ height: 380, yaxis: { title: { text: "reward" }, rangemode: "tozero" } }), PLOT_CONFIG);
+    Plotly.newPlot(el, traces, layout({ height: 380, yaxis: { title: { text: "score" }, range: [-0.02, 1.02] } }), PLOT_CONFIG);
   }
 
   function start() {

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from webapp.projects.access import ProjectAccess, project_view
 from webapp.projects.models import Role
 
-from . import charts, review, selectors, services, timing
+from . import charts, review, selectors, services, settings_words, timing
 from .models import Run, RunCheckpoint, RunStatus, SampleFeedback
 
 SAMPLES_PER_PAGE = 20
@@ -104,14 +104,13 @@ def run_compare(request, access: ProjectAccess):
         messages.error(request, "Select two or more runs to compare.")
         return redirect("runs:list", slug=access.project.slug)
     curves = charts.reward_curves(runs)
-    configs = [{"base_model": r.base_model, "dataset": f"{r.dataset.name} v{r.dataset.version}",
-                "grader": grader_label(r), "hyperparameters": r.hyperparameters, "config": r.config}
-               for r in runs]
+    words, engineers = settings_words.settings_table(runs, [grader_label(r) for r in runs])
     chart = [{"name": run_title(r), "id": r.pk, **curves[r.pk]} for r in runs]
     return render(request, "runs/compare.html", {
         "access": access, "project": access.project, "runs": runs, "tab": "runs",
-        "titles": [run_title(r) for r in runs], "diff": charts.config_diff(configs), "chart": chart,
-        "only_diff": request.GET.get("only_diff") == "1",
+        "titles": [run_title(r) for r in runs], "settings": words, "engineers": engineers, "chart": chart,
+        # only the differences unless asked for everything: a comparison is about what differs
+        "show_all": request.GET.get("all") == "1", "differing": any(row["differs"] for row in words),
     })
 
 

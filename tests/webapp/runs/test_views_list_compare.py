@@ -53,12 +53,17 @@ def test_compare_overlays_curves_and_highlights_differences(runs, client_for):
     assert data[0]["train"]["x"] == list(range(1, 13)) and data[1]["valid"]["x"] == [5]
     table = body.split('id="config-diff"')[1].split("</table>")[0]
     differing = [row for row in table.split("<tr") if 'class="differs"' in row]
-    keys = {row.split('scope="row">')[1].split("<")[0] for row in differing}
-    assert {"config.learning_rate", "config.lora.rank", "config.batch_size"} <= keys
-    assert "config.group_size" not in keys  # the same in both: shown, not highlighted
-    assert "config.group_size" in table
-    only = client.get(reverse("runs:compare", args=[project.slug]) + f"?run={a.pk}&run={b.pk}&only_diff=1")
-    assert "config.group_size" not in only.content.decode().split('id="config-diff"')[1]
+    labels = {row.split('scope="row">')[1].split("<")[0] for row in differing}
+    # in the form's words, only what differs by default: 3e-5 is 0.6× the usual 5e-5
+    assert {"Learning speed", "Tasks per step", "Steps"} <= labels
+    assert "0.2× the usual" in table and "0.6× the usual" in table and "2 tasks" in table
+    assert "Answers per task" not in table  # the same in both
+    assert "config." not in body and "/tmp" not in body and "output_dir" not in body
+    engineers = body.split('id="engineer-diff"')[1].split("</details>")[0]
+    assert "lora.rank" in engineers  # set outside the form: folded away, by its config name
+    everything = client.get(reverse("runs:compare", args=[project.slug]) + f"?run={a.pk}&run={b.pk}&all=1")
+    full = everything.content.decode().split('id="config-diff"')[1].split("</table>")[0]
+    assert "Answers per task" in full and "4 answers" in full
 
 
 def test_compare_needs_two_runs_of_this_project(runs, client_for, make_user):
