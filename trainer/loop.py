@@ -160,6 +160,7 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
     disable_dropout(model)
     torch.manual_seed(config.seed)  # LoRA initialisation
     model, ref_model = _prepare_policy(model, config)
+    model.eval()  # new LoRA modules start in train mode: sampling would use lora_dropout
     params = [p for p in model.parameters() if p.requires_grad]
     master_weights_fp32(params)
     dist.broadcast_params(params)
