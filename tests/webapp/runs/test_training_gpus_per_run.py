@@ -2,13 +2,25 @@
 
 import pytest
 
+from tests.helpers import rft_row
 from tests.webapp.core.worker import running_worker
-from tests.webapp.runs.test_training_e2e import GRADER, HYPER, explain, setup, wait_for  # noqa: F401
+from tests.webapp.runs.test_training_e2e import GRADER, HYPER, explain, wait_for
+from webapp.datasets.services import dataset_create_from_rows
 from webapp.runs.distributed import run_train_command
-from webapp.runs.models import Run, RunStatus
+from webapp.runs.models import LocalBaseModel, Run, RunStatus
 from webapp.runs.services import run_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def letters(project_with_roles, tiny_model_path):
+    project, users = project_with_roles
+    LocalBaseModel.objects.create(name="tiny", path=str(tiny_model_path))
+    rows = [rft_row(f"say {w}", w) for w in "abcdefghijklmnop"]
+    dataset = dataset_create_from_rows(project=project, name="letters", user=users["owner"],
+                                       train_rows=rows[:12], valid_rows=rows[12:])
+    return project, users, dataset
 
 
 def test_the_command_is_torchrun_with_one_process_per_gpu():
@@ -17,8 +29,8 @@ def test_the_command_is_torchrun_with_one_process_per_gpu():
     assert command[-3:][1:] == ["run_train", "abc"] and command[-3].endswith("manage.py")
 
 
-def test_a_worker_trains_one_run_in_two_processes(setup, settings):
-    project, users, dataset = setup
+def test_a_worker_trains_one_run_in_two_processes(letters, settings):
+    project, users, dataset = letters
     env = {"STUDIO_GPUS_PER_RUN": "2", "STUDIO_TRAINING_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
     with running_worker(settings.STUDIO_DATA_DIR, env=env) as worker:
         run = run_create(project=project, user=users["editor"], dataset=dataset, grader_spec=GRADER,
