@@ -224,6 +224,12 @@ STUDIO_TRAINING_DEVICE = os.environ.get("STUDIO_TRAINING_DEVICE", "auto").strip(
 if STUDIO_TRAINING_DEVICE not in ("auto", "cpu", "cuda"):
     raise ImproperlyConfigured(f"STUDIO_TRAINING_DEVICE must be auto, cpu or cuda (got {STUDIO_TRAINING_DEVICE!r})")
 
+# How many GPUs (processes) of a training worker one run uses: above 1 the training task
+# starts torchrun with that many processes (data parallel, see README "Several GPUs per run").
+STUDIO_GPUS_PER_RUN = env_int("STUDIO_GPUS_PER_RUN", 1)
+if STUDIO_GPUS_PER_RUN < 1:
+    raise ImproperlyConfigured(f"STUDIO_GPUS_PER_RUN must be at least 1 (got {STUDIO_GPUS_PER_RUN})")
+
 # --- Celery: a broker that needs no server by default ---
 CELERY_QUEUE_DIR = STUDIO_DATA_DIR / "broker"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
