@@ -74,6 +74,10 @@ RUN_URLS = {  # the run pages (the launch form's entries are with the launch tes
     "runs:preflight": ("get", "editor", lambda o: {"pk": o["preflight"]}, None),
 }
 
+EXPERT_URLS = {  # the expert's loop: findings, reviews, agreement, difficulty (webapp.insights, webapp.reviews)
+    "insights:run_findings": ("get", "viewer", run_kw(), None),
+}
+
 # url name -> (method, minimum role, kwargs(objs) -> dict, post data factory)
 PROJECT_URLS = {
     "projects:detail": ("get", "viewer", lambda o: {}, None),
@@ -95,6 +99,7 @@ PROJECT_URLS = {
     "datasets:task_delete": ("post", "editor", lambda o: {"pk": o["dataset"], "task_pk": o["task"]}, dict),
     **GRADER_URLS,
     **RUN_URLS,
+    **EXPERT_URLS,
 }
 API_URLS = {  # name -> [(method, minimum role)]
     "api_files": [("get", "viewer"), ("post", "editor")],
@@ -113,6 +118,7 @@ API_URLS = {  # name -> [(method, minimum role)]
     "api_job_checkpoints": [("get", "viewer")],
     "api_job_metrics": [("get", "viewer")],
     "api_job_samples": [("get", "viewer")],
+    "api_job_diagnosis": [("get", "viewer")],
 }
 # Allowed callers may still get these statuses (the action does not fit the run's state).
 API_ALLOWED_STATUS = {"api_job_resume": {400}}
