@@ -65,7 +65,8 @@ def run_estimate(request, access: ProjectAccess):
         context["errors"] = {PARAM_WORDS.get(exc.param, "Settings"): exc.messages}
         return render(request, "runs/_estimate.html", context)
     context.update(estimate=selectors.run_estimate(plan=plan), config=plan.config, n_train=plan.n_train,
-                   n_valid=plan.n_valid, method_label=dict(FIELD_INFO["method"].choices)[plan.config.method])
+                   n_valid=plan.n_valid, method_label=dict(FIELD_INFO["method"].choices)[plan.config.method],
+                   grader=plan.run.grader)
     if request.POST.get("check"):
         context["preflight"] = preflight_create(project=access.project, user=request.user, plan=plan)
     return render(request, "runs/_estimate.html", context)
