@@ -27,6 +27,7 @@ urlpatterns = [
     path("fine_tuning/jobs/<str:job_id>/samples", jobs_api.job_samples, name="api_job_samples"),
     # the expert's loop (webapp.insights, webapp.reviews)
     path("fine_tuning/jobs/<str:job_id>/diagnosis", insights_api.job_diagnosis, name="api_job_diagnosis"),
+    path("datasets/<str:dataset_id>/difficulty", insights_api.dataset_difficulty, name="api_dataset_difficulty"),
     path("reviews", reviews_api.reviews, name="api_reviews"),
     path("graders/<str:grader_id>/agreement", reviews_api.grader_agreement, name="api_grader_agreement"),
     path("graders/<str:grader_id>/rescore", reviews_api.grader_rescore, name="api_grader_rescore"),

@@ -12,6 +12,7 @@ from tests.webapp.runs.factories import make_run
 from webapp.datasets.services import file_create
 from webapp.graders.models import GraderCheck
 from webapp.graders.services import grader_create
+from webapp.insights.models import DifficultyProfile
 from webapp.projects.models import Membership
 from webapp.reviews.models import ReviewItem
 from webapp.runs.models import RunPreflight
@@ -77,6 +78,12 @@ RUN_URLS = {  # the run pages (the launch form's entries are with the launch tes
 
 EXPERT_URLS = {  # the expert's loop: findings, reviews, agreement, difficulty (webapp.insights, webapp.reviews)
     "insights:run_findings": ("get", "viewer", run_kw(), None),
+    "insights:regrade": ("post", "editor", run_kw(), dict),
+    "insights:difficulty": ("get", "viewer", lambda o: {"pk": o["dataset"]}, None),
+    "insights:difficulty_start": ("post", "editor", lambda o: {"pk": o["dataset"]}, dict),
+    "insights:difficulty_status": ("get", "viewer", lambda o: {"profile_pk": o["difficulty"]}, None),
+    "insights:difficulty_apply": ("post", "editor", lambda o: {"profile_pk": o["difficulty"]}, dict),
+    "insights:difficulty_review": ("post", "editor", lambda o: {"profile_pk": o["difficulty"]}, dict),
     "reviews:index": ("get", "viewer", lambda o: {}, None),
     "reviews:grader": ("get", "viewer", lambda o: {"pk": o["grader"]}, None),
     "reviews:report": ("get", "viewer", lambda o: {"pk": o["grader"]}, None),
@@ -128,6 +135,7 @@ API_URLS = {  # name -> [(method, minimum role)]
     "api_job_metrics": [("get", "viewer")],
     "api_job_samples": [("get", "viewer")],
     "api_job_diagnosis": [("get", "viewer")],
+    "api_dataset_difficulty": [("get", "viewer")],
     "api_reviews": [("post", "viewer")],
     "api_grader_agreement": [("get", "viewer")],
     "api_grader_rescore": [("post", "editor")],
@@ -157,6 +165,8 @@ def job_api_call(client, method, name, objs):
 
 
 def review_api_call(client, method, name, objs):
+    if name == "api_dataset_difficulty":
+        return client.get(reverse(name, kwargs={"dataset_id": objs["dataset"]}))
     if name == "api_reviews":
         return client.post(reverse(name), {"grader_id": objs["grader"], "sample_id": objs["sample"], "score": 1},
                            content_type="application/json")
@@ -164,7 +174,8 @@ def review_api_call(client, method, name, objs):
 
 
 API_CALLS = {name: grader_api_call for name in ("api_grader_validate", "api_grader_run", "api_graders", "api_grader_detail")}
-API_CALLS.update({name: review_api_call for name in ("api_reviews", "api_grader_agreement", "api_grader_rescore")})
+API_CALLS.update({name: review_api_call for name in ("api_reviews", "api_grader_agreement", "api_grader_rescore",
+                                                     "api_dataset_difficulty")})
 API_CALLS.update({name: job_api_call for name in API_URLS if name.startswith("api_job")})
 # Not scoped to a project; each is covered by the tests named here.
 OTHER_URLS = {
@@ -209,11 +220,14 @@ def make_objects(project, users, make_user):
     run = make_run(project, run_data, users["owner"], steps=2)  # locks its dataset, not `dataset`
     sample = run.samples.first()
     preflight = RunPreflight.objects.create(project=project, dataset=dataset, grader_spec=GRADER_SPEC, config={})
+    difficulty = DifficultyProfile.objects.create(project=project, dataset=dataset, grader_spec=GRADER_SPEC,
+                                                  base_model="tiny", k=2, max_tasks=2)
     review_item = ReviewItem.objects.create(project=project, grader_name=grader.name, source="pasted",
                                             prompt=[{"role": "user", "content": "q1"}], item={}, output_text="a")
     return {"preflight": preflight.pk, "dataset": dataset.pk, "task": dataset.tasks.first().pk, "membership": membership.pk, "file": file.id,
             "grader": grader.pk, "check": check.pk, "run": run.pk, "sample": sample.pk,
-            "task_key": sample.task_key, "checkpoint": run.checkpoints.get().pk, "review_item": review_item.pk}
+            "task_key": sample.task_key, "checkpoint": run.checkpoints.get().pk, "review_item": review_item.pk,
+            "difficulty": difficulty.pk}
 
 
 @pytest.fixture
@@ -249,7 +263,7 @@ def test_project_urls(name, who, world, client_for):
 
 
 ALL_OBJECT_KEYS = dict.fromkeys(["dataset", "task", "membership", "grader", "check", "run", "sample",
-                                 "checkpoint", "task_key", "preflight", "review_item"], 1)
+                                 "checkpoint", "task_key", "preflight", "review_item", "difficulty"], 1)
 
 
 @pytest.mark.parametrize("name", sorted(n for n, (_, _, kw, _) in PROJECT_URLS.items() if kw(ALL_OBJECT_KEYS)))

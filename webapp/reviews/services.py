@@ -117,7 +117,7 @@ def _version_label(grader: Grader) -> str:
 def review_item_add_answer(*, grader: Grader, output_text: str, user, task: Task | None = None,
                            item: dict | None = None, source: str = Source.PASTED) -> ReviewItem:
     """Add one answer (pasted, or sampled from the base model) to a task, graded at once."""
-    if not isinstance(output_text, str) or not output_text.strip():
+    if not isinstance(output_text, str) or (source == Source.PASTED and not output_text.strip()):
         raise ValidationError({"output_text": "Paste the answer to review."})
     if len(output_text) > MAX_OUTPUT_CHARS:
         raise ValidationError({"output_text": f"The answer is longer than {MAX_OUTPUT_CHARS:,} characters."})
@@ -271,3 +271,24 @@ def rescore_run(*, rescore: Rescore, time_budget: float | None = None) -> Rescor
         Rescore.objects.filter(pk=rescore.pk).update(status=RescoreStatus.DONE, done=done)
     rescore.refresh_from_db()
     return rescore
+
+
+@transaction.atomic
+def review_items_add_from_profile(*, grader: Grader, profile, count: int, user) -> list[ReviewItem]:
+    """Add base-model answers from a difficulty profile (the pre-flight sampling), spread over
+    its tasks, in-between tasks first (where the grader's verdict matters most), graded now."""
+    if profile.project_id != grader.project_id:
+        raise ValidationError({"profile": "That profile belongs to another project."})
+    if not 1 <= count <= MAX_ADD:
+        raise ValidationError({"count": f"Add between 1 and {MAX_ADD} answers at a time."})
+    tasks = sorted(profile.results.get("tasks", []), key=lambda t: t["band"] != "between")
+    by_pk = {t.pk: t for t in Task.objects.filter(pk__in=[t["id"] for t in tasks], dataset__project=grader.project)}
+    picks = []
+    for round_ in range(max((len(t["answers"]) for t in tasks), default=0)):
+        for t in tasks:
+            if len(picks) < count and round_ < len(t["answers"]) and t["id"] in by_pk:
+                picks.append((by_pk[t["id"]], t["answers"][round_]))
+    if not picks:
+        raise ValidationError({"profile": "The profile has no answers to review."})
+    return [review_item_add_answer(grader=grader, output_text=answer, user=user, task=task,
+                                   source=Source.BASE_MODEL) for task, answer in picks]

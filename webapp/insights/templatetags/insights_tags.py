@@ -6,6 +6,6 @@ register = template.Library()
 
 
 @register.inclusion_tag("insights/_findings_panel.html")
-def run_findings_panel(run, project):
+def run_findings_panel(run, project, access=None):
     """The findings panel for the run page (`templates/runs/_findings.html` renders it)."""
-    return findings_context(run=run, project=project)
+    return findings_context(run=run, project=project, access=access)
