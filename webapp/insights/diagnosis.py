@@ -181,7 +181,7 @@ def rule_no_signal(view: RunView) -> Finding | None:
             "Give more answers per task or more answer variety, so the answers differ.",
             "Use a graded criterion (a score from 0 to 1) instead of only pass/fail.",
         ],
-        evidence={"metric": "train/frac_zero_std_groups", "steps": [xs[-w], xs[-1]], "value": _r(recent),
+        evidence={"metric": "train/frac_zero_std_groups", "steps": [xs[-w], xs[-1]], "groups_flat": _r(recent),
                   "samples_query": {"order": "-step"}},
     )
 

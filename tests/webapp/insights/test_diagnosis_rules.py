@@ -62,7 +62,7 @@ def test_rules_skip_missing_metrics():
 def test_no_signal_fires_when_most_groups_score_the_same():
     f = d.rule_no_signal(view(change=lambda s, n: {"train/frac_zero_std_groups": 0.75 if s > 20 else 0.2}))
     assert f.code == "no_signal" and f.severity == "warning"
-    assert f.evidence["value"] == 0.75 and f.evidence["steps"] == [25, 30]  # window 6 of 30 steps
+    assert f.evidence["groups_flat"] == 0.75 and f.evidence["steps"] == [25, 30]  # window 6 of 30 steps
     assert "75 %" in f.message
 
 
@@ -75,7 +75,7 @@ def test_no_signal_reads_kept_and_sampled_groups_when_the_fraction_is_absent():
     def change(s, n):
         return {"train/frac_zero_std_groups": None, "train/groups_kept": 1, "train/groups_sampled": 8}
     f = d.rule_no_signal(view(change=change))
-    assert f is not None and f.evidence["value"] == pytest.approx(0.88, abs=0.01)
+    assert f is not None and f.evidence["groups_flat"] == pytest.approx(0.88, abs=0.01)
 
 
 # --- validation_falling ----------------------------------------------------------------------

@@ -18,9 +18,9 @@ from webapp.runs.models import RunSample
 STRICT = {
     "type": "multi", "name": "rubric", "calculate_output": "(3 * correct + 1 * polite) / 4",
     "graders": {
-        "correct": {"type": "string_check", "name": "Correct number", "operation": "eq",
+        "correct": {"type": "string_check", "name": "correct", "operation": "eq",
                     "input": "{{sample.output_text}}", "reference": "{{item.reference_answer}}"},
-        "polite": {"type": "string_check", "name": "Polite", "operation": "like",
+        "polite": {"type": "string_check", "name": "polite", "operation": "like",
                    "input": "{{sample.output_text}}", "reference": "please"},
     },
 }
