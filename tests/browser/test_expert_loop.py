@@ -131,3 +131,60 @@ def test_a_run_with_a_broken_grader_shows_the_finding(page, live_server, world, 
     expect(page.locator("h1")).to_contain_text("broken")
     expect(page.locator("body")).to_contain_text("invalid variable error")
     shot(page, "broken-grader-samples")
+
+
+def test_difficulty_profile_then_bands_and_regrade_on_the_run_page(page, live_server, world, shot, tmp_path):
+    from tests.trainer.engine.conftest import make_tiny_model
+    from tests.webapp.runs.factories import make_run
+    from webapp.graders.services import grader_create
+    from webapp.insights.models import DifficultyProfile, Regrade
+    from webapp.insights.services import difficulty_execute, regrade_execute
+    from webapp.runs.hooks import task_key
+    from webapp.runs.models import LocalBaseModel, RunSample
+
+    user, project, dataset = world
+    LocalBaseModel.objects.create(name="tiny", path=str(make_tiny_model(tmp_path / "tiny")))
+    exact = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}",
+             "reference": "{{item.reference_answer}}", "operation": "eq"}
+    grader = grader_create(project=project, name="Exact", spec=exact, user=user, dataset=dataset)
+    lenient = grader_create(project=project, name="Contains", spec={**exact, "operation": "like"}, user=user)
+
+    login(page, live_server)
+    page.goto(f"{live_server.url}/p/{project.slug}/datasets/{dataset.pk}/")
+    page.click("#difficulty-link a")
+    page.select_option("#d-model", "tiny")
+    page.fill("#d-k", "3")
+    page.locator("#d-k").dispatch_event("change")
+    expect(page.locator("#difficulty-estimate")).to_contain_text("12 tasks × 3 answers = 36 answers")
+    page.click("#difficulty-start button[type=submit]")
+    expect(page.locator("#difficulty-profile")).to_contain_text("Waiting for a worker")
+    difficulty_execute(profile_id=DifficultyProfile.objects.get().pk)  # what the worker's task calls
+    expect(page.locator("#difficulty-summary")).to_contain_text("12 never solved")  # the page polls
+    shot(page, "difficulty")
+    page.click("#difficulty-apply button[value=to_valid]")
+    expect(page.locator("h1")).to_contain_text("v2")
+    expect(page.locator("body")).to_contain_text("12 validation")
+
+    # A finished run on the first version: the tasks it learned are "never solved" ones.
+    run = make_run(project, dataset, user, steps=0, total_steps=9, status="succeeded", grader=grader, suffix="sums")
+    rows = list(dataset.tasks.order_by("position"))
+    for step in range(1, 10):
+        for task in rows[:4]:
+            ref = task.data["reference_answer"]
+            text = ref if step > 6 else f"about {ref}"
+            RunSample.objects.create(run=run, step=step, split="train", task_key=task_key(task.data["messages"]),
+                                     prompt=task.data["messages"], item={"reference_answer": ref},
+                                     output_text=text, reward=1.0 if step > 6 else 0.0)
+    run.current_step = 9
+    run.save()
+    page.goto(f"{live_server.url}/p/{project.slug}/runs/{run.pk}/")
+    expect(page.locator("#band-progress tr[data-band=never]")).to_contain_text("100 %")
+    page.select_option("#regrade-grader", label="Contains v1")
+    page.click("#regrade-form button[type=submit]")
+    regrade_execute(regrade_id=Regrade.objects.get().pk)
+    page.reload()
+    expect(page.locator("#regrade")).to_contain_text("Contains v1: mean reward 1.00")
+    expect(page.locator(".regrade-chart .scatterlayer .trace")).to_have_count(2)
+    page.locator("#run-findings").scroll_into_view_if_needed()
+    shot(page, "run-bands-regrade")
+    assert lenient.pk

@@ -43,9 +43,12 @@ def evidence_facts(evidence: dict) -> list[tuple[str, str]]:
 def findings_context(*, run, project, access=None) -> dict:
     from webapp.graders.selectors import grader_list
 
+    from .diagnosis import diagnose
+
     samples = reverse("runs:samples", args=[project.slug, run.pk])
+    view = selectors.run_view(run=run)
     findings = []
-    for f in selectors.run_findings(run=run):
+    for f in diagnose(view):
         query = f.evidence.get("samples_query")
         findings.append({"f": f, "samples_url": f"{samples}?{urlencode(query)}" if query is not None else None,
                          "facts": evidence_facts(f.evidence)})
@@ -55,7 +58,7 @@ def findings_context(*, run, project, access=None) -> dict:
         g.mean_regraded = _mean((g.curve or {}).get("regraded", {}))
         g.mean_original = _mean((g.curve or {}).get("original", {}))
     can_edit = bool(access and access.can_edit)
-    return {"run": run, "project": project, "findings": findings, "enough": run.current_step >= 5,
+    return {"run": run, "project": project, "findings": findings, "enough": len(view.steps) >= 5,
             "active": run.is_active or any(not g.is_finished for g in regrades),
             "bands": selectors.run_band_progress(run=run), "regrades": regrades,
             "can_regrade": can_edit and not run.is_active and run.current_step > 0,

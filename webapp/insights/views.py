@@ -3,6 +3,8 @@ task difficulty profile, re-grading a finished run."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
@@ -88,7 +90,8 @@ def difficulty_start(request, access: ProjectAccess, pk: int):
         messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, "Sampling started on a worker; this page shows its progress.")
-    return redirect("insights:difficulty", slug=access.project.slug, pk=dataset.pk)
+    keep = {k: request.POST[k] for k in ("grader", "base_model", "k", "max_tasks") if request.POST.get(k)}
+    return redirect(reverse("insights:difficulty", args=[access.project.slug, dataset.pk]) + "?" + urlencode(keep))
 
 
 @require_GET

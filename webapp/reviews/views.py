@@ -29,12 +29,13 @@ def _report_context(access: ProjectAccess, grader) -> dict:
     before_report = (selectors.agreement_for_spec(project=grader.project, grader_name=grader.name, spec=before.spec)
                      if before else None)
     rescore = grader.rescores.order_by("-created_at", "-pk").first()
+    same_spec = rescore is not None and rescore.spec_hash == selectors.spec_hash(grader.spec)
+    unscored = report["unscored"] > 0 and access.can_edit and not (same_spec and rescore.status in ("queued", "running"))
     return {"access": access, "project": access.project, "grader": grader, "report": report,
             "before": before, "before_report": before_report, "rescore": rescore,
             "low": stats.LOW_AGREEMENT, "min_reviews": stats.MIN_REVIEWS,
-            "needs_rescore": report["unscored"] > 0 and access.can_edit
-            and not (rescore and rescore.spec_hash == selectors.spec_hash(grader.spec)
-                     and rescore.status in ("queued", "running"))}
+            # Scored automatically the first time this spec is shown; after that, on request.
+            "needs_rescore": unscored, "auto_rescore": unscored and not same_spec}
 
 
 @require_GET
