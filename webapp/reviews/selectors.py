@@ -125,15 +125,16 @@ def _user_label(user) -> str:
 def report_units(*, project: Project, grader_name: str, spec: dict) -> list[Unit]:
     h = spec_hash(spec)
     items = (review_items(project=project, grader_name=grader_name)
-             .select_related("sample__run").prefetch_related("reviews__user", "grades"))
+             .select_related("sample__run", "task").prefetch_related("reviews__user", "grades"))
     flags_by_sample: dict[int, list[SampleFeedback]] = defaultdict(list)
     for flag in family_flags(project=project, grader_name=grader_name).select_related("user"):
         flags_by_sample[flag.sample_id].append(flag)
     units = []
     seen_samples = set()
     for it in items:
+        fields = current_fields(it)
         grade = next(({"reward": g.reward, "sub_rewards": g.sub_rewards} for g in it.grades.all()
-                      if g.spec_hash == h and g.item_hash == item_hash(it.output_text, it.item)), None)
+                      if g.spec_hash == h and g.item_hash == item_hash(it.output_text, fields)), None)
         expert = {(r.criterion, _user_label(r.user)): r.score for r in it.reviews.all()}
         if it.sample_id:
             seen_samples.add(it.sample_id)
@@ -143,7 +144,7 @@ def report_units(*, project: Project, grader_name: str, spec: dict) -> list[Unit
                     expert.setdefault((flag.criterion, _user_label(flag.user)), score)
             if grade is None and spec_hash(it.sample.run.grader_spec) == h:
                 grade = {"reward": it.sample.reward, "sub_rewards": it.sample.sub_rewards}
-        units.append(Unit(f"item-{it.pk}", it, it.sample, it.prompt, it.item, it.output_text, grade, expert))
+        units.append(Unit(f"item-{it.pk}", it, it.sample, it.prompt, fields, it.output_text, grade, expert))
     for sample_id, flags in flags_by_sample.items():
         if sample_id in seen_samples:
             continue
@@ -159,6 +160,14 @@ def report_units(*, project: Project, grader_name: str, spec: dict) -> list[Unit
             units.append(Unit(f"sample-{sample.pk}", None, sample, sample.prompt, sample.item, sample.output_text,
                               grade, expert))
     return units
+
+
+def current_fields(item: ReviewItem) -> dict:
+    """The reference fields an answer is graded against: its task's as they are now (an expert
+    may have fixed the reference), else those stored with it. Flags keep what the run saw."""
+    if item.task_id and item.source != "flag" and item.task is not None:
+        return {k: v for k, v in (item.task.data or {}).items() if k != "messages"}
+    return item.item
 
 
 def _grader_score(grade: dict[str, Any], criterion: str) -> float | None:

@@ -211,13 +211,14 @@ def review_items_from_flags(*, grader: Grader, user=None) -> int:
 
 def _stale_items(grader: Grader) -> list[ReviewItem]:
     h = spec_hash(grader.spec)
-    items = ReviewItem.objects.filter(project=grader.project, grader_name=grader.name).prefetch_related("grades")
+    items = list(ReviewItem.objects.filter(project=grader.project, grader_name=grader.name).prefetch_related("grades"))
+    tasks = dict(Task.objects.filter(pk__in={it.task_id for it in items if it.task_id}).values_list("pk", "data"))
     out = []
     for it in items:
         if it.task_id and it.source != Source.FLAG:  # an edited reference is graded as it is now
-            task = Task.objects.filter(pk=it.task_id).only("data").first()
-            if task is not None:
-                fresh = {k: v for k, v in task.data.items() if k != "messages"}
+            data = tasks.get(it.task_id)
+            if data is not None:
+                fresh = {k: v for k, v in data.items() if k != "messages"}
                 if fresh != it.item:
                     it.item = fresh
                     it.save(update_fields=["item"])

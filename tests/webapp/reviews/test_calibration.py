@@ -192,3 +192,23 @@ def test_launch_warning_partial(calibration):
     assert context["verdict"] == "low"  # 60 % on "correct"
     html = render_to_string("reviews/_launch_warning.html", context)
     assert "often disagrees" in html and "60 %" in html
+
+
+def test_an_edited_reference_is_graded_as_it_is_now(project_with_roles, dataset):
+    from tests.webapp.reviews.calibration import STRICT
+    from webapp.datasets.services import task_update
+    from webapp.graders.services import grader_create
+
+    project, users = project_with_roles
+    grader = grader_create(project=project, name="Strict", spec=STRICT, user=users["owner"], dataset=dataset)
+    task = dataset.tasks.order_by("position").first()
+    item = services.review_item_add_answer(grader=grader, task=task, output_text="42", user=users["owner"])
+    services.review_save(item=item, user=users["owner"], scores={"correct": 1}, spec=grader.spec)
+    assert selectors.grader_agreement(grader=grader)["criteria"]["correct"]["agreement"] == 0.0
+    # The expert decides the reference was wrong and fixes the task, then re-scores.
+    task_update(task=task, row={**task.data, "reference_answer": "42"}, split=task.split)
+    assert selectors.grader_agreement(grader=grader)["unscored"] == 1  # the old grade no longer fits
+    services.rescore_start(grader=grader, user=users["owner"])
+    item.refresh_from_db()
+    assert item.item["reference_answer"] == "42"
+    assert selectors.grader_agreement(grader=grader)["criteria"]["correct"]["agreement"] == 1.0
