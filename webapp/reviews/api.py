@@ -103,7 +103,14 @@ def reviews(request):
 def grader_agreement(request, grader_id: str):
     grader = grader_for_request(request, grader_id)
     report = selectors.grader_agreement(grader=grader)
-    return Response(selectors.agreement_api_object(report, grader=grader))
+    body = selectors.agreement_api_object(report, grader=grader)
+    before = selectors.previous_spec(grader=grader)
+    if before is not None:  # what the page shows as "before the last edit"
+        old = selectors.agreement_for_spec(project=grader.project, grader_name=grader.name, spec=before.spec)
+        body["before_edit"] = {"label": before.label, "overall": selectors.agreement_api_object(old, grader=grader)["overall"]}
+    else:
+        body["before_edit"] = None
+    return Response(body)
 
 
 @api_view(["POST"])

@@ -72,6 +72,9 @@ def test_expert_reviews_ten_answers_then_an_edit_raises_agreement(calibration, c
     assert ItemGrade.objects.filter(spec_hash=selectors.spec_hash(v2.spec)).count() == 10
     # The old version's report still reads the run's own grades.
     assert selectors.grader_agreement(grader=grader)["overall"]["agreement"] == 0.8
+    body = client_for(users["owner"]).get(f"/v1/graders/{v2.pk}/agreement").json()
+    assert body["overall"]["agreement"] == 1.0 and body["version"] == 2
+    assert body["before_edit"]["overall"]["agreement"] == 0.8 and "as run sums-1 graded" in body["before_edit"]["label"]
 
 
 def test_after_saving_the_expert_sees_the_graders_verdict(calibration, client_for):

@@ -27,6 +27,15 @@ def score_word(value) -> str:
 
 
 @register.filter
+def message_text(content) -> str:
+    """A chat message's content as text (content parts joined; images named, not shown)."""
+    if isinstance(content, list):
+        return "".join(p.get("text", "[image]" if p.get("type") == "image_url" else "")
+                       for p in content if isinstance(p, dict))
+    return "" if content is None else str(content)
+
+
+@register.filter
 def get(mapping, key):
     return (mapping or {}).get(key)
 
