@@ -97,6 +97,8 @@ INSTALLED_APPS = [
     "webapp.datasets",
     "webapp.graders",
     "webapp.runs",
+    "webapp.insights",
+    "webapp.reviews",
 ]
 
 MIDDLEWARE = [

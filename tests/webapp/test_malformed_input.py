@@ -79,6 +79,12 @@ ENDPOINTS: dict[str, tuple[Callable[[dict], dict], dict[str, Callable[[dict], di
     "api_job_checkpoints": (lambda o: {"job_id": o["run"]}, {"get": None}),
     "api_job_metrics": (lambda o: {"job_id": o["run"]}, {"get": None}),
     "api_job_samples": (lambda o: {"job_id": o["run"]}, {"get": None}),
+    "api_job_diagnosis": (lambda o: {"job_id": o["run"]}, {"get": None}),
+    "api_dataset_difficulty": (lambda o: {"dataset_id": o["dataset"]}, {"get": None}),
+    "api_reviews": (lambda o: {}, {"post": lambda o: {"grader_id": o["grader"], "sample_id": o["sample"],
+                                                      "criterion": "", "score": 1, "reviewer_note": "n"}}),
+    "api_grader_agreement": (lambda o: {"grader_id": o["grader"]}, {"get": None}),
+    "api_grader_rescore": (lambda o: {"grader_id": o["grader"]}, {"post": lambda o: {}}),
 }
 
 

@@ -38,8 +38,10 @@ def folder_size(path: str | Path) -> int:
 
 
 class DbHooks(Hooks):
-    def __init__(self, run: Run, *, flush_seconds: float = 2.0):
+    def __init__(self, run: Run, *, flush_seconds: float = 2.0, diagnose_seconds: float = 10.0):
         self.run_id = run.pk
+        self.diagnose_seconds = diagnose_seconds
+        self._last_diagnosis = time.monotonic()
         self.total_steps = run.total_steps
         self.flush_seconds = flush_seconds
         self._metrics: list[RunMetric] = []
@@ -118,6 +120,18 @@ class DbHooks(Hooks):
     def flush(self) -> None:
         with transaction.atomic():
             self._flush_rows()
+        if time.monotonic() - self._last_diagnosis >= self.diagnose_seconds:
+            self.diagnose()
+
+    def diagnose(self) -> None:
+        """Announce new findings (webapp.insights) as run events; never stops the run."""
+        from webapp.insights.services import run_findings_record
+
+        self._last_diagnosis = time.monotonic()
+        try:
+            run_findings_record(run_id=self.run_id)
+        except Exception:  # a diagnosis bug must not cost a training run
+            log.exception("diagnosis of run %s failed", self.run_id)
 
     def _flush_rows(self) -> None:
         if self._metrics:

@@ -118,6 +118,7 @@ def run_execute(*, run_id: str) -> None:
                            resume_from=run.resume_from or None)
     except Exception as exc:  # every failure becomes a readable error on the run
         hooks.flush()
+        hooks.diagnose()
         code = {"ModelLoadError": "model_load_error", "ConfigError": "invalid_config",
                 "TaskError": "invalid_training_file"}.get(type(exc).__name__, "training_error")
         log.exception("run %s failed", run_id)
@@ -126,6 +127,7 @@ def run_execute(*, run_id: str) -> None:
         _fail(run, code=code, message=str(exc) or type(exc).__name__)
         return
     hooks.flush()
+    hooks.diagnose()
     run.refresh_from_db()
     if result.status == "paused":
         run.status, run.requested_action = RunStatus.PAUSED, ""

@@ -1,0 +1,20 @@
+"""The launch page's estimate warns in plain words when the grader is unchecked against people."""
+
+from django.urls import reverse
+
+from tests.webapp.runs.conftest import tiny_model_path  # noqa: F401 - fixtures of the launch tests
+from tests.webapp.runs.test_launch import launchable  # noqa: F401
+
+
+def test_estimate_warns_that_the_grader_was_never_checked(launchable, client_for):  # noqa: F811
+    project, users, _, grader, form = launchable
+    body = client_for(users["editor"]).post(reverse("runs:estimate", args=[project.slug]), form).content.decode()
+    assert 'id="agreement-warning" data-verdict="unmeasured"' in body
+    assert "Nobody has checked this grader against people yet" in body
+    assert reverse("reviews:grader", args=[project.slug, grader.pk]) in body
+
+
+def test_grader_page_links_to_calibration(launchable, client_for):  # noqa: F811
+    project, users, _, grader, _ = launchable
+    body = client_for(users["viewer"]).get(reverse("graders:detail", args=[project.slug, grader.pk])).content.decode()
+    assert reverse("reviews:grader", args=[project.slug, grader.pk]) in body
