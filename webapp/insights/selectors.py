@@ -62,7 +62,7 @@ def difficulty_estimate(*, dataset, base_model: str, k: int, max_tasks: int) -> 
     from trainer.config import config_from_openai_hyperparameters
     from webapp.runs.models import RunMetric
     from webapp.runs.plan import training_device
-    from webapp.runs.selectors import DEFAULT_TOKENS_PER_S
+    from webapp.runs.timing import TYPICAL_SECONDS_PER_TOKEN
 
     n = min(dataset.tasks.filter(split="train").count(), max_tasks)
     device = training_device()
@@ -71,7 +71,7 @@ def difficulty_estimate(*, dataset, base_model: str, k: int, max_tasks: int) -> 
     rates = [m.data.get("throughput/tokens_per_s") for m in RunMetric.objects.filter(
         run__base_model=base_model, data__has_key="throughput/tokens_per_s").order_by("-id")[:200]]
     rates = [r for r in rates if isinstance(r, int | float) and r > 0]
-    tokens_per_s = statistics.median(rates) if rates else DEFAULT_TOKENS_PER_S["cuda" if device == "cuda" else "cpu"]
+    tokens_per_s = statistics.median(rates) if rates else 1 / TYPICAL_SECONDS_PER_TOKEN["cuda" if device == "cuda" else "cpu"]
     answers = n * k
     tokens = answers * config.max_completion_tokens * 0.5
     return {"tasks": n, "k": k, "answers": answers, "max_tokens": config.max_completion_tokens,
