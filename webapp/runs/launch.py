@@ -66,7 +66,7 @@ def run_estimate(request, access: ProjectAccess):
         return render(request, "runs/_estimate.html", context)
     context.update(estimate=selectors.run_estimate(plan=plan), config=plan.config, n_train=plan.n_train,
                    n_valid=plan.n_valid, method_label=dict(FIELD_INFO["method"].choices)[plan.config.method],
-                   grader=plan.run.grader)
+                   grader=plan.run.grader, dataset=plan.run.dataset)
     if request.POST.get("check"):
         context["preflight"] = preflight_create(project=access.project, user=request.user, plan=plan)
     return render(request, "runs/_estimate.html", context)
