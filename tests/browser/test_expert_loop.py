@@ -161,6 +161,15 @@ def test_difficulty_profile_then_bands_and_regrade_on_the_run_page(page, live_se
     difficulty_execute(profile_id=DifficultyProfile.objects.get().pk)  # what the worker's task calls
     expect(page.locator("#difficulty-summary")).to_contain_text("12 never solved")  # the page polls
     shot(page, "difficulty")
+    # The launch page's estimate says the same, next to the grader's (unmeasured) agreement.
+    page.goto(f"{live_server.url}/p/{project.slug}/runs/new/")
+    page.select_option("#id_dataset", label="Sums v1 (12 train / 0 valid)")
+    page.select_option("#id_grader", label="Exact v1")
+    expect(page.locator("#launch-difficulty")).to_contain_text("nothing to learn from")
+    expect(page.locator("#agreement-warning")).to_contain_text("Nobody has checked this grader")
+    page.locator("#estimate").scroll_into_view_if_needed()
+    shot(page, "launch-warnings")
+    page.go_back()
     page.click("#difficulty-apply button[value=to_valid]")
     expect(page.locator("h1")).to_contain_text("v2")
     expect(page.locator("body")).to_contain_text("12 validation")

@@ -103,7 +103,7 @@ def run_estimate(request, access: ProjectAccess):
         context.update(estimate=selectors.run_estimate(plan=plan), config=plan.config, n_train=plan.n_train,
                        n_valid=plan.n_valid, auto_values=_auto_values(form, plan),
                        method_label=dict(FIELD_INFO["method"].choices)[plan.config.method],
-                       grader=plan.run.grader)
+                       grader=plan.run.grader, dataset=plan.run.dataset)
         if checking:
             context["preflight"] = preflight_create(project=access.project, user=request.user, plan=plan)
     return render(request, "runs/_preflight_start.html" if checking else "runs/_estimate.html", context)
