@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "webapp.datasets",
     "webapp.graders",
     "webapp.runs",
+    "webapp.evals",
 ]
 
 MIDDLEWARE = [
@@ -220,6 +221,8 @@ STUDIO_HEARTBEAT_SECONDS = env_int("STUDIO_HEARTBEAT_SECONDS", 10)
 STUDIO_WORKER_LOST_SECONDS = env_int("STUDIO_WORKER_LOST_SECONDS", 120)
 STUDIO_LOST_CHECK_SECONDS = env_int("STUDIO_LOST_CHECK_SECONDS", 30)  # how often beat looks for lost workers
 # Where the training workers train; sizes "auto" launch settings. "auto": like this machine.
+# Evaluations load models: they go to the training workers (where the GPUs are) by default.
+STUDIO_EVAL_QUEUE = os.environ.get("STUDIO_EVAL_QUEUE", "training").strip() or "training"
 STUDIO_TRAINING_DEVICE = os.environ.get("STUDIO_TRAINING_DEVICE", "auto").strip().lower()
 if STUDIO_TRAINING_DEVICE not in ("auto", "cpu", "cuda"):
     raise ImproperlyConfigured(f"STUDIO_TRAINING_DEVICE must be auto, cpu or cuda (got {STUDIO_TRAINING_DEVICE!r})")
