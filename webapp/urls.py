@@ -14,6 +14,7 @@ urlpatterns = [
     path("p/<slug:slug>/datasets/", include("webapp.datasets.urls")),
     path("p/<slug:slug>/runs/", include("webapp.runs.urls")),
     path("p/<slug:slug>/graders/", include("webapp.graders.urls")),
+    path("p/<slug:slug>/evals/", include("webapp.evals.urls")),
     path("system/", core_views.system_status, name="system_status"),
     path("system/ping/", core_views.system_ping, name="system_ping"),
     path("system/ping/<int:pk>/", core_views.system_ping_status, name="system_ping_status"),
