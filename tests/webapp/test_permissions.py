@@ -10,6 +10,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from tests.helpers import jsonl, rft_row
 from tests.webapp.runs.factories import make_run
 from webapp.datasets.services import file_create
+from webapp.evals.models import Evaluation
 from webapp.graders.models import GraderCheck
 from webapp.graders.services import grader_create
 from webapp.projects.models import Membership
@@ -74,6 +75,16 @@ RUN_URLS = {  # the run pages (the launch form's entries are with the launch tes
     "runs:preflight": ("get", "editor", lambda o: {"pk": o["preflight"]}, None),
 }
 
+EVAL_URLS = {  # evaluations (webapp/evals)
+    "evals:list": ("get", "viewer", lambda o: {}, None),
+    "evals:new": ("post", "editor", lambda o: {}, dict),  # an empty form: 400 with field errors
+    "evals:compare": ("get", "viewer", lambda o: {}, None),
+    "evals:run_summary": ("get", "viewer", lambda o: {"run_pk": o["run"]}, None),
+    "evals:detail": ("get", "viewer", lambda o: {"pk": o["evaluation"]}, None),
+    "evals:progress": ("get", "viewer", lambda o: {"pk": o["evaluation"]}, None),
+    "evals:cancel": ("post", "editor", lambda o: {"pk": o["evaluation"]}, dict),
+}
+
 # url name -> (method, minimum role, kwargs(objs) -> dict, post data factory)
 PROJECT_URLS = {
     "projects:detail": ("get", "viewer", lambda o: {}, None),
@@ -95,6 +106,7 @@ PROJECT_URLS = {
     "datasets:task_delete": ("post", "editor", lambda o: {"pk": o["dataset"], "task_pk": o["task"]}, dict),
     **GRADER_URLS,
     **RUN_URLS,
+    **EVAL_URLS,
 }
 API_URLS = {  # name -> [(method, minimum role)]
     "api_files": [("get", "viewer"), ("post", "editor")],
@@ -183,9 +195,12 @@ def make_objects(project, users, make_user):
     run = make_run(project, run_data, users["owner"], steps=2)  # locks its dataset, not `dataset`
     sample = run.samples.first()
     preflight = RunPreflight.objects.create(project=project, dataset=dataset, grader_spec=GRADER_SPEC, config={})
+    evaluation = Evaluation.objects.create(project=project, model_name="smollm2-135m-instruct",
+                                           base_model="smollm2-135m-instruct", dataset=dataset, split="train",
+                                           grader_spec=GRADER_SPEC, run=run, purpose="run_base")
     return {"preflight": preflight.pk, "dataset": dataset.pk, "task": dataset.tasks.first().pk, "membership": membership.pk, "file": file.id,
             "grader": grader.pk, "check": check.pk, "run": run.pk, "sample": sample.pk,
-            "task_key": sample.task_key, "checkpoint": run.checkpoints.get().pk}
+            "task_key": sample.task_key, "checkpoint": run.checkpoints.get().pk, "evaluation": evaluation.pk}
 
 
 @pytest.fixture
@@ -221,7 +236,7 @@ def test_project_urls(name, who, world, client_for):
 
 
 ALL_OBJECT_KEYS = dict.fromkeys(["dataset", "task", "membership", "grader", "check", "run", "sample",
-                                 "checkpoint", "task_key", "preflight"], 1)
+                                 "checkpoint", "task_key", "preflight", "evaluation"], 1)
 
 
 @pytest.mark.parametrize("name", sorted(n for n, (_, _, kw, _) in PROJECT_URLS.items() if kw(ALL_OBJECT_KEYS)))
