@@ -4,27 +4,12 @@ page's before/after summary, with roles and other projects' objects."""
 import pytest
 
 from tests.webapp.evals.conftest import RUBRIC
+from tests.webapp.evals.factories import make_eval
 from tests.webapp.runs.factories import make_run
-from webapp.evals.models import EvalItem, EvalPurpose, EvalStatus, Evaluation
-from webapp.runs.hooks import task_key
+from webapp.evals.models import EvalPurpose, EvalStatus, Evaluation
 from webapp.runs.models import RunStatus
 
 pytestmark = pytest.mark.django_db
-
-
-def make_eval(project, run, purpose, rewards, *, dataset=None, crit=None):
-    ev = Evaluation.objects.create(project=project, run=run, purpose=purpose, model_name=f"model-{purpose}",
-                                   base_model="tiny", dataset=dataset or run.dataset, split="valid",
-                                   grader_spec=RUBRIC, sampling={"max_completion_tokens": 8},
-                                   status=EvalStatus.COMPLETED, total_items=len(rewards), done_items=len(rewards),
-                                   reward_mean=sum(rewards) / len(rewards), checkpoint_step=10)
-    for i, r in enumerate(rewards):
-        prompt = [{"role": "user", "content": f"say <b>{i}</b>"}]
-        EvalItem.objects.create(evaluation=ev, index=i, task_key=task_key(prompt), prompt=prompt,
-                                item={"reference_answer": f"ref {i}"}, output_text=f"<i>answer {i} of {purpose}</i>",
-                                reward=r, sub_rewards={"short": r, "has_a": (crit or {}).get(i, 0.5)},
-                                samples=[{"output_text": "x", "reward": r}])
-    return ev
 
 
 @pytest.fixture
