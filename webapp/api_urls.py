@@ -3,6 +3,7 @@
 from django.urls import path
 
 from webapp.datasets import api as files_api
+from webapp.evals import api as evals_api
 from webapp.graders import api as graders_api
 from webapp.runs import api as jobs_api
 
@@ -23,4 +24,6 @@ urlpatterns = [
     path("fine_tuning/jobs/<str:job_id>/checkpoints", jobs_api.job_checkpoints, name="api_job_checkpoints"),
     path("fine_tuning/jobs/<str:job_id>/metrics", jobs_api.job_metrics, name="api_job_metrics"),
     path("fine_tuning/jobs/<str:job_id>/samples", jobs_api.job_samples, name="api_job_samples"),
+    path("fine_tuning/jobs/<str:job_id>/checkpoints/<str:checkpoint_id>/download", evals_api.checkpoint_download,
+         name="api_checkpoint_download"),
 ]

@@ -79,6 +79,7 @@ ENDPOINTS: dict[str, tuple[Callable[[dict], dict], dict[str, Callable[[dict], di
     "api_job_checkpoints": (lambda o: {"job_id": o["run"]}, {"get": None}),
     "api_job_metrics": (lambda o: {"job_id": o["run"]}, {"get": None}),
     "api_job_samples": (lambda o: {"job_id": o["run"]}, {"get": None}),
+    "api_checkpoint_download": (lambda o: {"job_id": o["run"], "checkpoint_id": o["checkpoint"]}, {"get": None}),
 }
 
 

@@ -125,6 +125,7 @@ API_URLS = {  # name -> [(method, minimum role)]
     "api_job_checkpoints": [("get", "viewer")],
     "api_job_metrics": [("get", "viewer")],
     "api_job_samples": [("get", "viewer")],
+    "api_checkpoint_download": [("get", "viewer")],
 }
 # Allowed callers may still get these statuses (the action does not fit the run's state).
 API_ALLOWED_STATUS = {"api_job_resume": {400}}
@@ -152,6 +153,8 @@ def job_api_call(client, method, name, objs):
 
 API_CALLS = {name: grader_api_call for name in ("api_grader_validate", "api_grader_run", "api_graders", "api_grader_detail")}
 API_CALLS.update({name: job_api_call for name in API_URLS if name.startswith("api_job")})
+API_CALLS["api_checkpoint_download"] = lambda client, method, name, objs: client.get(
+    reverse(name, kwargs={"job_id": objs["run"], "checkpoint_id": objs["checkpoint"]}))
 # Not scoped to a project; each is covered by the tests named here.
 OTHER_URLS = {
     "home": "test_login_required_everywhere", "login": "test_login_page", "logout": "test_login_page",

@@ -260,6 +260,9 @@ def run_evaluations_create(*, run: Run) -> list[Evaluation]:
                              name=f"{run.suffix or run.pk}: base model", **common)
     trained = evaluation_create(model_name=checkpoint_name(run, best.step), purpose=EvalPurpose.RUN_TRAINED,
                                 name=f"{run.suffix or run.pk}: trained (step {best.step})", **common)
+    from .exports import export_merged_request
+
+    export_merged_request(checkpoint=best)  # the complete model: downloads and the chat engine load it
     RunEvent.objects.create(run=run, level="info", message=f"Queued evaluations of the base model and the best "
                             f"checkpoint (step {best.step}) on {base.total_items} validation tasks.")
     return [base, trained]
