@@ -20,7 +20,13 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from trainer.export import PUBLIC_BASE_MODELS, export_adapter, export_merged, is_adapter_checkpoint, public_base_name
+from trainer.export import (
+    PUBLIC_BASE_MODELS,
+    export_adapter,
+    export_merged,
+    is_adapter_checkpoint,
+    public_base_name,
+)
 from webapp.runs.models import Run, RunCheckpoint
 
 log = logging.getLogger(__name__)
