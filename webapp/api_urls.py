@@ -4,6 +4,7 @@ from django.urls import path
 
 from webapp.datasets import api as files_api
 from webapp.evals import api as evals_api
+from webapp.evals import chat_api
 from webapp.graders import api as graders_api
 from webapp.runs import api as jobs_api
 
@@ -26,4 +27,7 @@ urlpatterns = [
     path("fine_tuning/jobs/<str:job_id>/samples", jobs_api.job_samples, name="api_job_samples"),
     path("fine_tuning/jobs/<str:job_id>/checkpoints/<str:checkpoint_id>/download", evals_api.checkpoint_download,
          name="api_checkpoint_download"),
+    path("chat/completions", chat_api.chat_completions, name="api_chat_completions"),
+    path("models", chat_api.models, name="api_models"),
+    path("models/<path:model_id>", chat_api.model_detail, name="api_model_detail"),
 ]

@@ -126,9 +126,13 @@ API_URLS = {  # name -> [(method, minimum role)]
     "api_job_metrics": [("get", "viewer")],
     "api_job_samples": [("get", "viewer")],
     "api_checkpoint_download": [("get", "viewer")],
+    "api_chat_completions": [("post", "viewer")],
+    "api_models": [("get", "viewer")],
+    "api_model_detail": [("get", "viewer")],
 }
-# Allowed callers may still get these statuses (the action does not fit the run's state).
-API_ALLOWED_STATUS = {"api_job_resume": {400}}
+# Allowed callers may still get these statuses (the action does not fit the run's state; no
+# inference engine runs in this test: a chat answer is 503 once access is granted).
+API_ALLOWED_STATUS = {"api_job_resume": {400}, "api_chat_completions": {503}}
 
 
 def grader_api_call(client, method, name, objs):
@@ -155,6 +159,12 @@ API_CALLS = {name: grader_api_call for name in ("api_grader_validate", "api_grad
 API_CALLS.update({name: job_api_call for name in API_URLS if name.startswith("api_job")})
 API_CALLS["api_checkpoint_download"] = lambda client, method, name, objs: client.get(
     reverse(name, kwargs={"job_id": objs["run"], "checkpoint_id": objs["checkpoint"]}))
+API_CALLS["api_models"] = lambda client, method, name, objs: client.get(reverse(name))
+API_CALLS["api_model_detail"] = lambda client, method, name, objs: client.get(
+    reverse(name, kwargs={"model_id": "smollm2-135m-instruct"}))
+API_CALLS["api_chat_completions"] = lambda client, method, name, objs: client.post(reverse(name), {
+    "model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}]},
+    content_type="application/json")
 # Not scoped to a project; each is covered by the tests named here.
 OTHER_URLS = {
     "home": "test_login_required_everywhere", "login": "test_login_page", "logout": "test_login_page",
