@@ -83,6 +83,10 @@ EVAL_URLS = {  # evaluations (webapp/evals)
     "evals:detail": ("get", "viewer", lambda o: {"pk": o["evaluation"]}, None),
     "evals:progress": ("get", "viewer", lambda o: {"pk": o["evaluation"]}, None),
     "evals:cancel": ("post", "editor", lambda o: {"pk": o["evaluation"]}, dict),
+    "playground:page": ("get", "viewer", lambda o: {}, None),
+    "playground:tasks": ("get", "viewer", lambda o: {}, None),
+    "playground:stream": ("post", "viewer", lambda o: {}, lambda: {"model": "nope", "message": "hi"}),
+    "playground:grade": ("post", "viewer", lambda o: {}, dict),
 }
 
 # url name -> (method, minimum role, kwargs(objs) -> dict, post data factory)
