@@ -30,7 +30,8 @@ def finished(django_user_model):
     dataset = dataset_import_jsonl(project=project, name="Tickets", user=user,
                                    train=Upload("t.jsonl", len(data), lambda: data), holdout_percent=0)
     run = make_run(project, dataset, user, steps=10, total_steps=10, status="succeeded", suffix="triage-v1")
-    common = {"prompts": TICKETS, "refs": REFS}
+    common = {"prompts": TICKETS, "refs": REFS,
+              "task_ids": list(dataset.tasks.order_by("position").values_list("pk", flat=True))}
     base = make_eval(project, run, "run_base", [0.0, 1.0, 0.0, 1.0, 0.0, 0.3], outputs=BEFORE,
                      model_name="smollm2-135m-instruct", crit={1: 1.0, 3: 1.0}, **common)
     trained = make_eval(project, run, "run_trained", [1.0, 1.0, 1.0, 1.0, 1.0, 0.0], outputs=AFTER,
@@ -76,3 +77,39 @@ def test_run_page_answers_then_compare_tasks(page, live_server, finished, shot):
     page.goto(f"{live_server.url}/p/{run.project.slug}/evals/")
     expect(page.locator("#eval-list tbody tr")).to_have_count(2)
     shot(page, "evaluations-list")
+
+
+def test_blind_ab_review_round(page, live_server, finished, shot):
+    run, base, trained = finished
+    login(page, live_server)
+    page.goto(f"{live_server.url}/p/{run.project.slug}/runs/{run.pk}/")
+    page.click("#ab-start-run")
+    expect(page.locator("#ab-progress")).to_have_text("0 of 6 tasks judged.")
+    body = page.locator("main").inner_text()
+    assert "smollm2" not in body and "ft:" not in body and base.pk not in page.content()  # labels hidden
+    shot(page, "ab-first-task")
+    for i in range(6):
+        pair = page.locator("#ab-pair")
+        answers = [pair.locator(f"[data-answer='{n}'] .output-text").inner_text() for n in (1, 2)]
+        # this expert prefers the answer that names a category; the grader disagrees on one of them
+        better = next((n for n, a in zip((1, 2), answers, strict=True)
+                       if a.strip() in ("billing", "shipping", "technical", "account")), None)
+        if i == 0:
+            page.fill("#ab-note", "The first answer is chatty <b>and</b> wrong")
+        if better is None or answers[0].strip() == answers[1].strip():
+            page.click("button[value=tie]")
+        else:
+            page.click(f"button[value={'first' if better == 1 else 'second'}]")
+        expect(page.locator("#ab-progress")).to_have_text(f"{i + 1} of 6 tasks judged.")
+    expect(page.locator("#ab-done")).to_be_visible()
+    page.click("text=See the results")
+    expect(page.locator("#ab-experts")).to_contain_text("Candidate wins")
+    expect(page.locator("#ab-experts")).to_contain_text("95% confidence")
+    expect(page.locator("#ab-grader")).to_contain_text("Agrees with the experts on")
+    # task 6: the trained model's "<script>…" answer vs the base's "Dear customer, we": the expert
+    # calls it a tie, the grader prefers the base model
+    disagreements = page.locator(".disagreement")
+    expect(disagreements).to_have_count(1)
+    expect(disagreements.first).to_contain_text("Tracking number does not work")
+    expect(disagreements.first.locator("text=Edit the task")).to_be_visible()
+    shot(page, "ab-results")

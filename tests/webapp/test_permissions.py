@@ -10,7 +10,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from tests.helpers import jsonl, rft_row
 from tests.webapp.runs.factories import make_run
 from webapp.datasets.services import file_create
-from webapp.evals.models import Evaluation
+from webapp.evals.models import AbReview, Evaluation
 from webapp.graders.models import GraderCheck
 from webapp.graders.services import grader_create
 from webapp.projects.models import Membership
@@ -83,6 +83,9 @@ EVAL_URLS = {  # evaluations (webapp/evals)
     "evals:detail": ("get", "viewer", lambda o: {"pk": o["evaluation"]}, None),
     "evals:progress": ("get", "viewer", lambda o: {"pk": o["evaluation"]}, None),
     "evals:cancel": ("post", "editor", lambda o: {"pk": o["evaluation"]}, dict),
+    "evals:ab_new": ("post", "editor", lambda o: {}, dict),
+    "evals:ab_review": ("post", "viewer", lambda o: {"pk": o["ab_review"]}, lambda: {"pick": "tie"}),
+    "evals:ab_results": ("get", "viewer", lambda o: {"pk": o["ab_review"]}, None),
     "playground:page": ("get", "viewer", lambda o: {}, None),
     "playground:tasks": ("get", "viewer", lambda o: {}, None),
     "playground:stream": ("post", "viewer", lambda o: {}, lambda: {"model": "nope", "message": "hi"}),
@@ -215,9 +218,11 @@ def make_objects(project, users, make_user):
     evaluation = Evaluation.objects.create(project=project, model_name="smollm2-135m-instruct",
                                            base_model="smollm2-135m-instruct", dataset=dataset, split="train",
                                            grader_spec=GRADER_SPEC, run=run, purpose="run_base")
+    ab_review = AbReview.objects.create(project=project, baseline=evaluation, candidate=evaluation)
     return {"preflight": preflight.pk, "dataset": dataset.pk, "task": dataset.tasks.first().pk, "membership": membership.pk, "file": file.id,
             "grader": grader.pk, "check": check.pk, "run": run.pk, "sample": sample.pk,
-            "task_key": sample.task_key, "checkpoint": run.checkpoints.get().pk, "evaluation": evaluation.pk}
+            "task_key": sample.task_key, "checkpoint": run.checkpoints.get().pk, "evaluation": evaluation.pk,
+            "ab_review": ab_review.pk}
 
 
 @pytest.fixture
@@ -253,7 +258,7 @@ def test_project_urls(name, who, world, client_for):
 
 
 ALL_OBJECT_KEYS = dict.fromkeys(["dataset", "task", "membership", "grader", "check", "run", "sample",
-                                 "checkpoint", "task_key", "preflight", "evaluation"], 1)
+                                 "checkpoint", "task_key", "preflight", "evaluation", "ab_review"], 1)
 
 
 @pytest.mark.parametrize("name", sorted(n for n, (_, _, kw, _) in PROJECT_URLS.items() if kw(ALL_OBJECT_KEYS)))

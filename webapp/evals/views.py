@@ -8,13 +8,14 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webapp.projects.access import ProjectAccess, project_view
 from webapp.projects.models import Role
 from webapp.runs import selectors as run_selectors
 
-from . import selectors, services
+from . import ab, selectors, services
 from .forms import EvaluationForm
 
 ITEMS_PER_PAGE = 50
@@ -30,7 +31,8 @@ def _context(access: ProjectAccess, **extra) -> dict:
 @project_view(Role.VIEWER)
 def evaluation_list(request, access: ProjectAccess):
     evaluations = list(selectors.evaluation_list(project=access.project)[:200])
-    return render(request, "evals/list.html", _context(access, evaluations=evaluations))
+    reviews = list(access.project.ab_reviews.select_related("baseline", "candidate")[:50])
+    return render(request, "evals/list.html", _context(access, evaluations=evaluations, reviews=reviews))
 
 
 @require_http_methods(["GET", "POST"])
@@ -118,3 +120,53 @@ def run_summary(request, access: ProjectAccess, run_pk: str):
     """The run page's before/after block on its own (it polls this while evaluating)."""
     run = run_selectors.run_get(project=access.project, pk=run_pk)
     return render(request, "evals/_run_summary.html", {"access": access, "project": access.project, "run": run})
+
+
+# --- blind A/B review ------------------------------------------------------------------------
+
+
+@require_POST
+@project_view(Role.EDITOR)
+def ab_new(request, access: ProjectAccess):
+    """Start a blind review of two evaluations (a = baseline, b = candidate)."""
+    evals = selectors.evaluation_list(project=access.project)
+    baseline = evals.filter(pk=request.POST.get("a", "")).first()
+    candidate = evals.filter(pk=request.POST.get("b", "")).first()
+    if baseline is None or candidate is None:
+        messages.error(request, "Pick two evaluations of this project to review.")
+        return redirect("evals:list", slug=access.project.slug)
+    try:
+        review = ab.ab_review_create(project=access.project, user=request.user, baseline=baseline,
+                                     candidate=candidate)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(f"{reverse('evals:compare', args=[access.project.slug])}?a={baseline.pk}&b={candidate.pk}")
+    messages.success(request, "Blind review started: share this page with the experts of the project.")
+    return redirect("evals:ab_review", slug=access.project.slug, pk=review.pk)
+
+
+@require_http_methods(["GET", "POST"])
+@project_view(Role.VIEWER)
+def ab_review(request, access: ProjectAccess, pk: int):
+    """One task at a time: two answers in a hidden, per-task random order; pick one or a tie."""
+    review = ab.ab_review_get(project=access.project, pk=pk)
+    error = ""
+    if request.method == "POST":
+        try:
+            ab.ab_pick_record(review=review, user=request.user, task_key=request.POST.get("task_key", ""),
+                              pick=request.POST.get("pick", ""), note=request.POST.get("note", ""))
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
+            return redirect("evals:ab_review", slug=access.project.slug, pk=review.pk)
+    task_key, done, total = ab.ab_next_task(review=review, user=request.user)
+    pair = ab.ab_pair(review=review, task_key=task_key) if task_key else None
+    return render(request, "evals/ab_review.html", _context(
+        access, review=review, pair=pair, done=done, total=total, error=error), status=400 if error else 200)
+
+
+@require_GET
+@project_view(Role.VIEWER)
+def ab_results(request, access: ProjectAccess, pk: int):
+    review = ab.ab_review_get(project=access.project, pk=pk)
+    return render(request, "evals/ab_results.html", _context(access, review=review, r=ab.ab_results(review=review)))
