@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
@@ -100,7 +101,7 @@ def model_resolve(*, project: Project, name: str) -> ModelRef | None:
         path = base_model_path(name)
         return ModelRef(name=name, base_model=path, base_name=name) if path else None
     parts = name.split(":")
-    job = next((p for p in parts if p.startswith("ftjob-")), None)
+    job = next((p for p in reversed(parts) if p.startswith("ftjob-")), None)  # a continued run names two
     if job is None:
         return None
     run = project.runs.filter(pk=job).first()
@@ -237,3 +238,34 @@ def run_eval_summary(*, run: Run, top: int = 5) -> dict | None:
 
 def evaluation_items(*, evaluation: Evaluation) -> QuerySet[EvalItem]:
     return evaluation.items.order_by("index")
+
+
+# --- continue training from here -------------------------------------------------------------
+
+
+def trained_model_choices(*, project: Project) -> list[tuple[str, str]]:
+    """(name, label) of the project's trained models and checkpoints, for the launch form."""
+    return [(m.name, f"{m.label} — continue training from here") for m in project_models(project=project)
+            if m.kind != "base"]
+
+
+def trained_base_folder(*, project: Project, name: str) -> tuple[str | None, str]:
+    """(folder, "") a new run loads as its base model for a trained model of this project:
+    the checkpoint itself for full fine-tuning, its merged export for LoRA (prepared by a
+    worker; asked for here when missing). (None, why) when it cannot be used (yet)."""
+    from trainer.export import is_adapter_checkpoint
+
+    from .exports import export_dir, export_merged_request, merged_failed
+
+    ref = model_resolve(project=project, name=name)
+    if ref is None or ref.checkpoint is None:
+        return None, f"No trained model {name!r} in this project."
+    ckpt = ref.checkpoint
+    if not is_adapter_checkpoint(ckpt.path):
+        return (ckpt.path, "") if (Path(ckpt.path) / "config.json").is_file() else (None, f"The files of {name} are gone.")
+    if export_merged_request(checkpoint=ckpt):
+        return str(export_dir(ckpt, "merged")), ""
+    failed = merged_failed(ckpt)
+    return None, (f"Preparing {name} as a base model failed: {failed}" if failed else
+                  f"{name} is being prepared as a base model (its adapter is merged in once by a worker); "
+                  "launch again in a minute.")
