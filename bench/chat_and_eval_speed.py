@@ -87,7 +87,7 @@ def main() -> None:
     del model
 
     # --- the engine -----------------------------------------------------------------------
-    with running_engine(Path("/tmp/bench-engine.log")) as url:
+    with running_engine(Path("/tmp/bench-engine.log"), threads=torch.get_num_threads()) as url:
         client = httpx.Client(base_url=url, timeout=600)
         msgs = [r["messages"] for r in rows]
         engine_chat(client, folder, msgs[0], 4)  # loads the model

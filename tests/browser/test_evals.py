@@ -77,6 +77,11 @@ def test_run_page_answers_then_compare_tasks(page, live_server, finished, shot):
     page.goto(f"{live_server.url}/p/{run.project.slug}/evals/")
     expect(page.locator("#eval-list tbody tr")).to_have_count(2)
     shot(page, "evaluations-list")
+    page.click(f"#eval-list tr[data-eval='{trained.pk}'] td:nth-child(3) a")
+    expect(page.locator("#eval-items tbody tr")).to_have_count(6)
+    expect(page.locator("#eval-status")).to_have_text("Completed")
+    expect(page.locator("#eval-reward")).to_have_text("0.833")
+    shot(page, "evaluation-page")
 
 
 def test_blind_ab_review_round(page, live_server, finished, shot):

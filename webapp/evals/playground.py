@@ -97,7 +97,7 @@ def playground_stream(request, access: ProjectAccess):
         return _error_stream("Longest answer and variety must be numbers.", 400)
     params = {"messages": messages, "max_tokens": max_tokens, "temperature": temperature, "top_p": 1.0}
     try:
-        source = engine.stream(engine.engine_model(ref), params, seed=0)
+        source = engine.stream(engine.engine_model(ref), params, seed=None)  # "Send" again: a new draw
     except engine.EngineError as exc:
         return _error_stream(exc.message)
 

@@ -18,14 +18,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_engine(log_path: Path, timeout: float = 120):
+def running_engine(log_path: Path, timeout: float = 120, threads: int = 1):
     import httpx
 
     port = free_port()
     exe = Path(sys.executable).parent / "transformers"
     log = log_path.open("w+")
     proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
-                            env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"},
+                            env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": str(threads)},
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
