@@ -139,6 +139,32 @@ def chat_params(body) -> dict:
     return params
 
 
+class StopFilter:
+    """OpenAI's `stop`: the text ends before the first stop sequence, which is not returned.
+    Streaming holds back only what could still become a stop sequence."""
+
+    def __init__(self, stops: list[str] | None):
+        self.stops = stops or []
+        self.hold = max((len(s) for s in self.stops), default=1) - 1
+        self.buffer, self.stopped = "", False
+
+    def feed(self, text: str) -> str:
+        if self.stopped:
+            return ""
+        self.buffer += text
+        cut = min((i for i in (self.buffer.find(s) for s in self.stops) if i >= 0), default=-1)
+        if cut >= 0:
+            out, self.buffer, self.stopped = self.buffer[:cut], "", True
+            return out
+        keep = len(self.buffer) - self.hold if self.hold else len(self.buffer)
+        out, self.buffer = self.buffer[:max(keep, 0)], self.buffer[max(keep, 0):]
+        return out
+
+    def flush(self) -> str:
+        out, self.buffer = ("" if self.stopped else self.buffer), ""
+        return out
+
+
 def _engine_error(exc: engine.EngineError) -> Response:
     response = Response({"error": {"message": exc.message, "type": "server_error" if exc.status >= 500 else
                                    "invalid_request_error", "param": "model", "code": exc.code}}, status=exc.status)
@@ -162,10 +188,11 @@ def chat_completions(request):
     choices, prompt, completion = [], 0, 0
     for i, answer in enumerate(answers):
         choice = (answer.get("choices") or [{}])[0]
-        message = choice.get("message") or {}
-        choices.append({"index": i, "message": {"role": "assistant", "content": message.get("content") or "",
-                                                "refusal": None}, "logprobs": None,
-                        "finish_reason": choice.get("finish_reason") or "stop"})
+        stop = StopFilter(params["stop"])
+        content = stop.feed((choice.get("message") or {}).get("content") or "") + stop.flush()
+        choices.append({"index": i, "message": {"role": "assistant", "content": content, "refusal": None},
+                        "logprobs": None,
+                        "finish_reason": "stop" if stop.stopped else choice.get("finish_reason") or "stop"})
         usage = answer.get("usage") or {}
         prompt = usage.get("prompt_tokens", prompt)
         completion += usage.get("completion_tokens", 0)
@@ -197,17 +224,20 @@ def _streaming(ref: ModelRef, model, params: dict, first) -> StreamingHttpRespon
             try:
                 source = first if i == 0 else engine.stream(model, params, seed=_seed(params, i))
                 yield chunk(i, {"role": "assistant", "content": ""})
-                finish = "stop"
+                finish, stop = "stop", StopFilter(params["stop"])
                 for part in source:
                     if part.get("usage"):
                         prompt = part["usage"].get("prompt_tokens", prompt)
                         completion += part["usage"].get("completion_tokens", 0)
                     for c in part.get("choices") or []:
-                        text = (c.get("delta") or {}).get("content")
+                        text = stop.feed((c.get("delta") or {}).get("content") or "")
                         if text:
                             yield chunk(i, {"content": text})
                         finish = c.get("finish_reason") or finish
-                yield chunk(i, {}, finish)
+                rest = stop.flush()
+                if rest:
+                    yield chunk(i, {"content": rest})
+                yield chunk(i, {}, "stop" if stop.stopped else finish)
             except engine.EngineError as exc:  # the stream has started: report it in the stream
                 yield f"data: {json.dumps({'error': {'message': exc.message, 'code': exc.code}})}\n\n".encode()
                 return

@@ -118,3 +118,28 @@ def test_model_being_prepared_and_engine_down(world, live_server, api_key_for, s
     r = httpx.post(f"{live_server.url}/v1/chat/completions", json={**body, "model": "tiny"}, headers=headers, timeout=30)
     assert r.status_code == 503 and r.json()["error"]["code"] == "engine_unavailable"
     assert "make run" in r.json()["error"]["message"]
+
+
+def test_stop_sequences_end_the_answer_before_them(world, live_server, api_key_for):
+    project, users, dataset, run, ckpt = world
+    client = sdk(live_server, api_key_for, users["viewer"], project)
+    kw = {"model": "tiny", "messages": [{"role": "user", "content": "tell me"}], "max_tokens": 16,
+          "temperature": 1.0, "seed": 3}
+    full = client.chat.completions.create(**kw).choices[0].message.content
+    assert len(full) >= 4
+    stop = full[2:4]
+    cut = full[: full.index(stop)]
+    answer = client.chat.completions.create(stop=[stop], **kw).choices[0]
+    assert answer.message.content == cut and answer.finish_reason == "stop"
+    streamed = "".join(c.choices[0].delta.content or "" for c in
+                       client.chat.completions.create(stop=stop, stream=True, **kw) if c.choices)
+    assert streamed == cut
+
+
+def test_stop_filter_holds_back_only_possible_prefixes():
+    from webapp.evals.chat_api import StopFilter
+
+    f = StopFilter(["END"])
+    assert f.feed("abcE") == "ab" and f.feed("N") == "c" and f.feed("Dzz") == "" and f.stopped and f.flush() == ""
+    g = StopFilter(["END"])
+    assert g.feed("abE") == "a" and g.feed("x") == "b" and g.flush() == "Ex" and not g.stopped
