@@ -16,6 +16,8 @@ urlpatterns = [
     path("p/<slug:slug>/graders/", include("webapp.graders.urls")),
     path("p/<slug:slug>/insights/", include("webapp.insights.urls")),
     path("p/<slug:slug>/reviews/", include("webapp.reviews.urls")),
+    path("p/<slug:slug>/evals/", include("webapp.evals.urls")),
+    path("p/<slug:slug>/playground/", include("webapp.evals.playground_urls")),
     path("system/", core_views.system_status, name="system_status"),
     path("system/ping/", core_views.system_ping, name="system_ping"),
     path("system/ping/<int:pk>/", core_views.system_ping_status, name="system_ping_status"),

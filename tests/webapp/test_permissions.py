@@ -10,6 +10,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from tests.helpers import jsonl, rft_row
 from tests.webapp.runs.factories import make_run
 from webapp.datasets.services import file_create
+from webapp.evals.models import AbReview, Evaluation
 from webapp.graders.models import GraderCheck
 from webapp.graders.services import grader_create
 from webapp.insights.models import DifficultyProfile
@@ -96,6 +97,23 @@ EXPERT_URLS = {  # the expert's loop: findings, reviews, agreement, difficulty (
                      lambda: {"score-total": "1"}),
 }
 
+EVAL_URLS = {  # evaluations (webapp/evals)
+    "evals:list": ("get", "viewer", lambda o: {}, None),
+    "evals:new": ("post", "editor", lambda o: {}, dict),  # an empty form: 400 with field errors
+    "evals:compare": ("get", "viewer", lambda o: {}, None),
+    "evals:run_summary": ("get", "viewer", lambda o: {"run_pk": o["run"]}, None),
+    "evals:detail": ("get", "viewer", lambda o: {"pk": o["evaluation"]}, None),
+    "evals:progress": ("get", "viewer", lambda o: {"pk": o["evaluation"]}, None),
+    "evals:cancel": ("post", "editor", lambda o: {"pk": o["evaluation"]}, dict),
+    "evals:ab_new": ("post", "editor", lambda o: {}, dict),
+    "evals:ab_review": ("post", "viewer", lambda o: {"pk": o["ab_review"]}, lambda: {"pick": "tie"}),
+    "evals:ab_results": ("get", "viewer", lambda o: {"pk": o["ab_review"]}, None),
+    "playground:page": ("get", "viewer", lambda o: {}, None),
+    "playground:tasks": ("get", "viewer", lambda o: {}, None),
+    "playground:stream": ("post", "viewer", lambda o: {}, lambda: {"model": "nope", "message": "hi"}),
+    "playground:grade": ("post", "viewer", lambda o: {}, dict),
+}
+
 # url name -> (method, minimum role, kwargs(objs) -> dict, post data factory)
 PROJECT_URLS = {
     "projects:detail": ("get", "viewer", lambda o: {}, None),
@@ -118,6 +136,7 @@ PROJECT_URLS = {
     **GRADER_URLS,
     **RUN_URLS,
     **EXPERT_URLS,
+    **EVAL_URLS,
 }
 API_URLS = {  # name -> [(method, minimum role)]
     "api_files": [("get", "viewer"), ("post", "editor")],
@@ -141,9 +160,14 @@ API_URLS = {  # name -> [(method, minimum role)]
     "api_reviews": [("post", "viewer")],
     "api_grader_agreement": [("get", "viewer")],
     "api_grader_rescore": [("post", "editor")],
+    "api_checkpoint_download": [("get", "viewer")],
+    "api_chat_completions": [("post", "viewer")],
+    "api_models": [("get", "viewer")],
+    "api_model_detail": [("get", "viewer")],
 }
-# Allowed callers may still get these statuses (the action does not fit the run's state).
-API_ALLOWED_STATUS = {"api_job_resume": {400}}
+# Allowed callers may still get these statuses (the action does not fit the run's state; no
+# inference engine runs in this test: a chat answer is 503 once access is granted).
+API_ALLOWED_STATUS = {"api_job_resume": {400}, "api_chat_completions": {503}}
 
 
 def grader_api_call(client, method, name, objs):
@@ -179,6 +203,14 @@ API_CALLS = {name: grader_api_call for name in ("api_grader_validate", "api_grad
 API_CALLS.update({name: review_api_call for name in ("api_reviews", "api_grader_agreement", "api_grader_rescore",
                                                      "api_dataset_difficulty")})
 API_CALLS.update({name: job_api_call for name in API_URLS if name.startswith("api_job")})
+API_CALLS["api_checkpoint_download"] = lambda client, method, name, objs: client.get(
+    reverse(name, kwargs={"job_id": objs["run"], "checkpoint_id": objs["checkpoint"]}))
+API_CALLS["api_models"] = lambda client, method, name, objs: client.get(reverse(name))
+API_CALLS["api_model_detail"] = lambda client, method, name, objs: client.get(
+    reverse(name, kwargs={"model_id": "smollm2-135m-instruct"}))
+API_CALLS["api_chat_completions"] = lambda client, method, name, objs: client.post(reverse(name), {
+    "model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}]},
+    content_type="application/json")
 # Not scoped to a project; each is covered by the tests named here.
 OTHER_URLS = {
     "home": "test_login_required_everywhere", "login": "test_login_page", "logout": "test_login_page",
@@ -227,9 +259,14 @@ def make_objects(project, users, make_user):
                                                   base_model="tiny", k=2, max_tasks=2)
     review_item = ReviewItem.objects.create(project=project, grader_name=grader.name, source="pasted",
                                             prompt=[{"role": "user", "content": "q1"}], item={}, output_text="a")
+    evaluation = Evaluation.objects.create(project=project, model_name="smollm2-135m-instruct",
+                                           base_model="smollm2-135m-instruct", dataset=dataset, split="train",
+                                           grader_spec=GRADER_SPEC, run=run, purpose="run_base")
+    ab_review = AbReview.objects.create(project=project, baseline=evaluation, candidate=evaluation)
     return {"preflight": preflight.pk, "dataset": dataset.pk, "task": dataset.tasks.first().pk, "membership": membership.pk, "file": file.id,
             "grader": grader.pk, "check": check.pk, "run": run.pk, "sample": sample.pk,
-            "task_key": sample.task_key, "checkpoint": run.checkpoints.get().pk, "review_item": review_item.pk,
+            "task_key": sample.task_key, "checkpoint": run.checkpoints.get().pk, "evaluation": evaluation.pk,
+            "ab_review": ab_review.pk, "review_item": review_item.pk,
             "difficulty": difficulty.pk, "feedback": feedback.pk}
 
 
@@ -267,7 +304,7 @@ def test_project_urls(name, who, world, client_for):
 
 ALL_OBJECT_KEYS = dict.fromkeys(["dataset", "task", "membership", "grader", "check", "run", "sample",
                                  "checkpoint", "task_key", "preflight", "review_item", "difficulty",
-                                 "feedback"], 1)
+                                 "feedback", "evaluation", "ab_review"], 1)
 
 
 @pytest.mark.parametrize("name", sorted(n for n, (_, _, kw, _) in PROJECT_URLS.items() if kw(ALL_OBJECT_KEYS)))

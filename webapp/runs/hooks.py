@@ -22,6 +22,7 @@ from typing import Any
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from trainer.export import export_size
 from trainer.hooks import Hooks, clean_json
 
 from .models import Run, RunCheckpoint, RunEvent, RunMetric, RunSample
@@ -42,6 +43,7 @@ class DbHooks(Hooks):
         self.run_id = run.pk
         self.diagnose_seconds = diagnose_seconds
         self._last_diagnosis = time.monotonic()
+        self.base_model = run.base_model  # the download's adapter config names it (its size counts)
         self.total_steps = run.total_steps
         self.flush_seconds = flush_seconds
         self._metrics: list[RunMetric] = []
@@ -81,7 +83,8 @@ class DbHooks(Hooks):
             # resume from this checkpoint never leaves a hole in the metrics.
             self._flush_rows()
             RunCheckpoint.objects.create(run_id=self.run_id, step=step, path=str(path), metrics=metrics,
-                                         valid_reward=valid, size_bytes=folder_size(path))
+                                         valid_reward=valid,
+                                         size_bytes=export_size(path, base_model=self.base_model))
             self._update_best()
 
     def on_checkpoint_removed(self, path: str) -> None:

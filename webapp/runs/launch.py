@@ -46,15 +46,19 @@ def launch_error_field(exc: LaunchError) -> tuple[str | None, str]:
     return field, message
 
 
-def _form(access: ProjectAccess, data=None) -> LaunchForm:
+def _form(access: ProjectAccess, data=None, initial=None) -> LaunchForm:
+    from webapp.evals.selectors import trained_model_choices  # "continue training from here"
+
     return LaunchForm(data, project=access.project, graders=grader_list_latest(project=access.project),
-                      base_models=selectors.base_model_choices(), device=training_device())
+                      base_models=selectors.base_model_choices() + trained_model_choices(project=access.project),
+                      device=training_device(), initial=initial)
 
 
 @require_http_methods(["GET", "POST"])
 @project_view(Role.EDITOR)
 def run_launch(request, access: ProjectAccess):
-    form = _form(access, request.POST or None)
+    initial = {k: request.GET[k] for k in ("base_model", "dataset", "grader") if request.GET.get(k)}
+    form = _form(access, request.POST or None, initial=initial or None)
     if request.method == "POST" and form.is_valid():
         try:
             run = run_create(project=access.project, user=request.user, **form.plan_arguments())
