@@ -102,6 +102,7 @@ EVAL_URLS = {  # evaluations (webapp/evals)
     "evals:new": ("post", "editor", lambda o: {}, dict),  # an empty form: 400 with field errors
     "evals:compare": ("get", "viewer", lambda o: {}, None),
     "evals:run_summary": ("get", "viewer", lambda o: {"run_pk": o["run"]}, None),
+    "evals:run_evaluate": ("post", "editor", lambda o: {"run_pk": o["run"]}, dict),
     "evals:detail": ("get", "viewer", lambda o: {"pk": o["evaluation"]}, None),
     "evals:progress": ("get", "viewer", lambda o: {"pk": o["evaluation"]}, None),
     "evals:cancel": ("post", "editor", lambda o: {"pk": o["evaluation"]}, dict),

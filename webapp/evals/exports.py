@@ -13,6 +13,7 @@ import json
 import logging
 import shutil
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ from trainer.export import (
 from webapp.runs.models import Run, RunCheckpoint
 
 log = logging.getLogger(__name__)
+PENDING_STALE_S = 3600
 
 
 def export_dir(checkpoint: RunCheckpoint, fmt: str) -> Path:
@@ -51,8 +53,8 @@ def export_merged_request(*, checkpoint: RunCheckpoint) -> bool:
     if merged_ready(checkpoint):
         return True
     pending = export_dir(checkpoint, "merged").with_name("merged.pending")
-    if pending.exists() and not merged_failed(checkpoint):
-        return False
+    if pending.exists() and not merged_failed(checkpoint) and time.time() - pending.stat().st_mtime < PENDING_STALE_S:
+        return False  # queued or being merged (a marker older than that: its worker died, queue again)
     pending.parent.mkdir(parents=True, exist_ok=True)
     pending.write_text("queued")
     export_dir(checkpoint, "merged").with_name("merged.failed").unlink(missing_ok=True)

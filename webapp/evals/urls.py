@@ -8,6 +8,7 @@ urlpatterns = [
     path("new/", views.evaluation_new, name="new"),
     path("compare/", views.evaluation_compare, name="compare"),
     path("run/<str:run_pk>/summary/", views.run_summary, name="run_summary"),
+    path("run/<str:run_pk>/evaluate/", views.run_evaluate, name="run_evaluate"),
     path("review/new/", views.ab_new, name="ab_new"),
     path("review/<int:pk>/", views.ab_review, name="ab_review"),
     path("review/<int:pk>/results/", views.ab_results, name="ab_results"),

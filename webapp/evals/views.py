@@ -122,6 +122,27 @@ def run_summary(request, access: ProjectAccess, run_pk: str):
     return render(request, "evals/_run_summary.html", {"access": access, "project": access.project, "run": run})
 
 
+@require_POST
+@project_view(Role.EDITOR)
+def run_evaluate(request, access: ProjectAccess, run_pk: str):
+    """Evaluate a succeeded run's base model and best checkpoint now (runs that finished before
+    evaluations existed, or again after a failed evaluation)."""
+    run = run_selectors.run_get(project=access.project, pk=run_pk)
+    if run.status != "succeeded":
+        messages.error(request, "Only a run that finished can be evaluated before and after.")
+    else:
+        try:
+            evaluations = services.run_evaluations_create(run=run)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            if evaluations:
+                messages.success(request, "Evaluating the base model and the trained model on the validation tasks.")
+            else:
+                messages.error(request, "Nothing to evaluate: the run has no validation tasks or no checkpoint.")
+    return redirect("runs:detail", slug=access.project.slug, pk=run.pk)
+
+
 # --- blind A/B review ------------------------------------------------------------------------
 
 

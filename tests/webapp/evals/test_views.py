@@ -85,3 +85,19 @@ def test_new_evaluation_form_queues_one(project_with_roles, dataset, client_for)
     assert ev.status == EvalStatus.QUEUED and ev.total_items == dataset.tasks.filter(split="valid").count()
     html = c.get(response["Location"]).content.decode()
     assert "every 3s" in html and "3 answers per task" in html
+
+
+def test_an_older_succeeded_run_can_be_evaluated_from_its_page(dataset, project_with_roles, client_for, tiny_model_path):
+    from webapp.runs.models import LocalBaseModel
+
+    project, users = project_with_roles
+    LocalBaseModel.objects.create(name="tiny", path=str(tiny_model_path))
+    run = make_run(project, dataset, users["owner"], status=RunStatus.SUCCEEDED, base_model="tiny")
+    editor = client_for(users["editor"])
+    page = editor.get(f"/p/{project.slug}/runs/{run.pk}/").content.decode()
+    assert 'id="run-evaluate"' in page
+    assert 'id="run-evaluate"' not in client_for(users["viewer"]).get(f"/p/{project.slug}/runs/{run.pk}/").content.decode()
+    response = editor.post(f"/p/{project.slug}/evals/run/{run.pk}/evaluate/")
+    assert response.status_code == 302
+    assert sorted(run.evaluations.values_list("purpose", flat=True)) == ["run_base", "run_trained"]
+    assert "Measuring base model vs trained model" in editor.get(f"/p/{project.slug}/runs/{run.pk}/").content.decode()
