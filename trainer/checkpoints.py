@@ -137,13 +137,16 @@ def list_checkpoints(output_dir: str | Path) -> list[tuple[int, Path, dict]]:
     return found
 
 
-def checkpoint_score(metrics: dict) -> float:
-    """Higher is better: validation reward, else training reward, else -inf."""
-    for key in ("valid/reward_mean", "train/reward_mean"):
+def checkpoint_score(metrics: dict) -> tuple[int, float]:
+    """Higher is better, like compared with like: any checkpoint with a validation reward ranks
+    above every checkpoint with only a training reward (a paused checkpoint may not have been
+    validated, and training rewards of sampled answers are not comparable with greedy
+    validation rewards); within each kind, the reward decides. (0, -inf) when neither exists."""
+    for kind, key in ((2, "valid/reward_mean"), (1, "train/reward_mean")):
         value = metrics.get(key)
         if isinstance(value, int | float) and math.isfinite(value):
-            return float(value)
-    return -math.inf
+            return kind, float(value)
+    return 0, -math.inf
 
 
 def best_checkpoint(output_dir: str | Path) -> Path | None:

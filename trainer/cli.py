@@ -9,6 +9,13 @@
 Writes metrics.jsonl, samples.jsonl, events.jsonl, checkpoints.jsonl and result.json in --out;
 checkpoints go to --out/checkpoints. Ctrl-C (or a file --out/STOP containing "pause")
 pauses with a checkpoint; a second Ctrl-C or "cancel" in STOP cancels.
+
+Several GPUs (data parallel, see `trainer.distributed`): launch the same command with torchrun,
+
+    torchrun --standalone --nproc-per-node 4 -m trainer run --config run.json ...
+
+Every process trains its share of each step; process 0 writes the logs and checkpoints.
+`batch_size` stays the global number of tasks per step, so the run learns the same as on one.
 """
 
 from __future__ import annotations
@@ -101,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--resume", help="checkpoint folder to continue from")
     args = parser.parse_args(argv)
 
+    from trainer import distributed
     from trainer.grading import default_judges
     from trainer.loop import TaskError, Tasks, train
 
@@ -116,6 +124,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    dist = distributed.init_from_env(config.device)  # launched by torchrun: join its process group
+    if not dist.main:  # the other processes train their share quietly; process 0 decides on Ctrl-C
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            train(config, tasks, grader, None, resume_from=args.resume)
+        except (ConfigError, TaskError, ModelLoadError) as exc:
+            print(f"error (process {dist.rank}): {exc}", file=sys.stderr)
+            return 2
+        finally:
+            distributed.shutdown()
+        return 0
     initial = 0
     if args.resume:
         from trainer.checkpoints import load_trainer_state
@@ -132,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
         hooks.bar.close()
+        distributed.shutdown()
     summary = dataclasses.asdict(result)
     (Path(args.out) / "result.json").write_text(json.dumps(summary, indent=2, default=str))
     print(json.dumps({k: summary[k] for k in ("status", "step", "best_checkpoint", "last_checkpoint")}))

@@ -18,6 +18,8 @@ METHODS = ("lora", "full")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: `mask_truncated_completions=None` masks cut-off answers when the answer limit is at most this.
+SHORT_ANSWER_TOKENS = 256
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -96,6 +98,18 @@ class TrainConfig:
     """Upper clipping range (None = `epsilon`); DAPO's clip-higher uses e.g. 0.28."""
     reward_scaling: str = "group"
     """Divide advantages by the reward std of the `group`, of the whole `batch`, or `none` (Dr. GRPO)."""
+    dynamic_sampling: bool = True
+    """DAPO's dynamic sampling: a task whose answers all scored the same teaches nothing, so its
+    group is dropped and replaced by a fresh task, for up to `dynamic_sampling_max_rounds`
+    sampling rounds per step; the step then trains on the groups it kept (maybe fewer than
+    `batch_size`, none at all makes a "no-signal" step that leaves the weights as they are)."""
+    dynamic_sampling_max_rounds: int = 3
+    """Sampling rounds per step at most with `dynamic_sampling` (the first one included)."""
+    mask_truncated_completions: bool | None = None
+    """Leave answers cut off at `max_completion_tokens` out of the loss (their rewards still
+    count in the group statistics), as TRL's option of the same name. None: on when the answer
+    limit is short (<= SHORT_ANSWER_TOKENS), where a cut answer is usually a good answer
+    that ran out of room rather than a rambling one."""
 
     # --- evaluation, logging, checkpoints ------------------------------------------------------
     eval_interval: int = 10
@@ -117,7 +131,10 @@ class TrainConfig:
     device: str = "auto"
     """`auto` (CUDA when present, else CPU), `cpu`, `cuda`, `mps`."""
     dtype: str = "auto"
-    """`auto` (bfloat16 on CUDA, float32 elsewhere), `float32`, `bfloat16`, `float16`."""
+    """Compute precision: `auto` (bfloat16 on CUDA, float32 elsewhere), `float32`, `bfloat16`,
+    `float16`. Trained weights and the optimizer state stay float32 (master weights) and the
+    forward passes run under autocast in this dtype; with LoRA the frozen base is stored in it.
+    float16 adds dynamic loss scaling (GradScaler)."""
     num_threads: int = 0
     """CPU threads for torch (0 = torch's default, one per core). On a CPU shared with other
     busy processes, 1 can be many times faster: OpenMP threads wait on each other whenever one
@@ -161,7 +178,7 @@ class TrainConfig:
         choice("dtype", DTYPES)
         for name in ("n_epochs", "batch_size", "num_iterations", "max_completion_tokens",
                      "max_prompt_tokens", "eval_interval", "lora_rank", "lora_alpha",
-                     "logprob_chunk_tokens", "grading_threads"):
+                     "logprob_chunk_tokens", "grading_threads", "dynamic_sampling_max_rounds"):
             value = getattr(self, name)
             need(isinstance(value, int) and value >= 1, f"{name} must be a positive integer (got {value!r})")
         need(isinstance(self.group_size, int) and self.group_size >= 2,
@@ -195,6 +212,9 @@ class TrainConfig:
         need(_num(self.lora_dropout) and 0 <= self.lora_dropout < 1,
              f"lora_dropout must be in [0, 1) (got {self.lora_dropout!r})")
         need(len(self.lora_target_modules) > 0, "lora_target_modules is empty")
+        need(isinstance(self.dynamic_sampling, bool), f"dynamic_sampling must be true or false (got {self.dynamic_sampling!r})")
+        need(self.mask_truncated_completions is None or isinstance(self.mask_truncated_completions, bool),
+             f"mask_truncated_completions must be true, false or null (got {self.mask_truncated_completions!r})")
         need(bool(self.output_dir), "output_dir is empty")
         if problems:
             raise ConfigError("invalid training config: " + "; ".join(problems))
@@ -207,6 +227,13 @@ class TrainConfig:
     @property
     def epsilon_upper(self) -> float:
         return self.epsilon if self.epsilon_high is None else self.epsilon_high
+
+    @property
+    def masks_truncated(self) -> bool:
+        """Whether cut-off answers are left out of the loss (resolves the `None` default)."""
+        if self.mask_truncated_completions is None:
+            return self.max_completion_tokens <= SHORT_ANSWER_TOKENS
+        return self.mask_truncated_completions
 
     def total_steps(self, n_train: int) -> int:
         """Rollout steps for a training split of `n_train` tasks (capped by `max_steps`)."""

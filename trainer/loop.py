@@ -27,15 +27,35 @@ Deviations from the paper, each on purpose:
 - With num_iterations=1, pi_old == pi, so the ratio is exp(logp - logp.detach()) = 1 with
   the right gradient; no extra forward pass for pi_old (same shortcut as TRL).
 - No reward model is trained; rewards come from the grader (string checks, rubric judges,
-  python). A grader error gives reward 0 and is counted in train/grader_error_frac.
+  python). A completion the grader failed on is left out of its group's mean/std and of
+  the loss (advantage 0) and counted in train/grader_error_frac: a flaky judge is not signal.
+- Dynamic sampling (DAPO, `dynamic_sampling`, on by default): groups whose graded answers all
+  scored the same are dropped and replaced by fresh tasks for up to
+  `dynamic_sampling_max_rounds` rounds; train/groups_sampled and train/groups_kept say how
+  many. A step with no group left ("no signal") does not touch the weights and says so in an
+  event. train/reward_mean is over the first round (the step's regular batch), so the curve
+  is not biased by the selection.
+- Cut-off answers (`mask_truncated_completions`, on by default for short answer limits) are
+  left out of the loss, as TRL's option of that name; their rewards still count in the group.
+- Precision (see `trainer.models.Precision`): float32 master weights and optimizer state,
+  forward passes under autocast (bf16 on CUDA), log-softmax in float32 through the model's
+  own logit post-processing (`trainer.objective.logit_postprocess`, checked at load time by
+  `verify_logits`); dropout is off in the policy, as in TRL.
+- Several processes (`torchrun`, see `trainer.distributed`): each rank samples and grades a
+  share of the tasks, gradients are summed; every completion is sampled from its own seed,
+  so the number of processes does not change the rollouts.
 - Validation uses greedy decoding (eval_temperature=0) so checkpoints are comparable.
 
-Determinism: data order is a seeded permutation per epoch and every step reseeds torch from
-(seed, step), so resuming from a checkpoint reproduces an uninterrupted run.
+Determinism: data order is a seeded permutation per epoch, every completion samples from a
+seed of (seed, step, round, task slot, answer), and every step reseeds torch from (seed,
+step), so resuming from a checkpoint reproduces an uninterrupted run. Resume refuses a
+checkpoint whose tasks or learning settings differ (`run_fingerprint`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 import uuid
@@ -48,11 +68,24 @@ import numpy as np
 import torch
 
 from trainer import checkpoints as ckpt
-from trainer.config import TrainConfig
+from trainer import distributed
+from trainer.config import ConfigError, TrainConfig
 from trainer.hooks import Hooks
-from trainer.models import load_model, resolve_device, resolve_dtype
-from trainer.objective import LossStats, completion_logprobs, group_advantages, policy_loss
-from trainer.rollout import encode_prompt, generate
+from trainer.models import (
+    Precision,
+    disable_dropout,
+    load_model,
+    master_weights_fp32,
+    resolve_device,
+)
+from trainer.objective import (
+    LossStats,
+    completion_logprobs,
+    group_advantages,
+    policy_loss,
+    verify_logits,
+)
+from trainer.rollout import encode_prompt, generate, pack_rollout
 
 
 class TaskError(ValueError):
@@ -100,8 +133,12 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
     The base model is loaded (and every problem with it raised) before the first step.
     `resume_from`: a checkpoint folder of this run to continue from (where this attempt
     starts; the config itself says what the run is).
+    Launched by `torchrun` (the process group already initialised, see
+    `trainer.distributed`), every process calls this with the same arguments; only rank 0
+    reports through `hooks` and writes checkpoints.
     """
-    hooks = hooks or Hooks()
+    dist = distributed.current()
+    hooks = (hooks or Hooks()) if dist.main else Hooks()
     check_tasks(tasks)
     # python graders of this run get sandbox workers no other run (or project) shares
     grade, grader_name = make_grade_fn(grader, scope=f"run:{uuid.uuid4().hex}")
@@ -113,37 +150,48 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     device = resolve_device(config.device)
-    dtype = resolve_dtype(config.dtype, device)
+    if device.type == "cuda" and dist.active:
+        device = torch.device("cuda", dist.local_rank)
+    precision = Precision.for_run(config.method, config.dtype, device)
     hooks.on_event("info", f"Loading base model {config.base_model}", {"device": str(device)})
-    model, tokenizer = load_model(config.base_model, device=device, dtype=dtype,
+    model, tokenizer = load_model(config.base_model, device=device, dtype=precision.load,
                                   progress=lambda msg: hooks.on_event("info", msg, {}))
+    verify_logits(model)
+    disable_dropout(model)
     torch.manual_seed(config.seed)  # LoRA initialisation
     model, ref_model = _prepare_policy(model, config)
+    model.eval()  # new LoRA modules start in train mode: sampling would use lora_dropout
     params = [p for p in model.parameters() if p.requires_grad]
+    master_weights_fp32(params)
+    dist.broadcast_params(params)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay,
                                   betas=(config.adam_beta1, config.adam_beta2))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _lr_lambda(config, total_steps * config.num_iterations))
+    scaler = precision.grad_scaler()
     eos_ids = stop_token_ids(model, tokenizer)
     order = DataOrder(config.seed, n_train, config.batch_size)
+    fingerprint = run_fingerprint(config, tasks)
 
     start_step, trained_tokens = 0, 0
     if resume_from:
         state = ckpt.load_trainer_state(resume_from)
-        if state.get("data_order") != order.state():
-            raise TaskError(f"cannot resume from {resume_from}: the training tasks or batch size changed "
-                            f"({state.get('data_order')} != {order.state()})")
+        check_resume(state, resume_from, order, fingerprint)
         ckpt.load_weights(model, resume_from)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("grad_scaler"):
+            scaler.load_state_dict(state["grad_scaler"])
         ckpt.restore_rng(state)
         start_step, trained_tokens = state["step"], state.get("trained_tokens", 0)
         hooks.on_event("info", f"Resumed from {resume_from} at step {start_step}", {"step": start_step})
 
     n_params = sum(p.numel() for p in params)
+    where = f"{dist.world} processes ({device.type})" if dist.active else str(device)
     hooks.on_event("info", f"Training {total_steps} steps: {config.batch_size} prompts x "
                    f"{config.group_size} samples per step, {config.method} ({n_params:,} trainable "
-                   f"parameters) on {device}", {"total_steps": total_steps, "trainable_params": n_params})
+                   f"parameters) on {where}", {"total_steps": total_steps, "trainable_params": n_params,
+                                               "processes": dist.world})
 
     prompt_cache: dict[tuple[str, int], list[int]] = {}
 
@@ -158,98 +206,104 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
         return prompt_cache[(split, i)]
 
     pool = ThreadPoolExecutor(max_workers=config.grading_threads, thread_name_prefix="grade")
+    ctx = _StepContext(config=config, model=model, tokenizer=tokenizer, grade=grade, pool=pool,
+                       eos_ids=eos_ids, prompt_ids=prompt_ids, dist=dist, precision=precision)
     run_start = time.time()
     status, step, metrics, last_valid = "succeeded", start_step, {}, {}
     last_checkpoint: Path | None = None
+    warned = set()
     try:
         for step in range(start_step + 1, total_steps + 1):
-            stop = hooks.should_stop()
+            stop = dist.broadcast(hooks.should_stop())
             if stop:
                 status = "cancelled" if stop == "cancel" else "paused"
                 step -= 1
                 break
             t_step = time.time()
             _seed_step(config.seed, step)
-            generator = torch.Generator(device=device).manual_seed(_step_seed(config.seed, step) + 1)
 
-            # --- 1. rollout: B prompts x G completions, graded as each one finishes --------------
-            batch_idx = order.batch(step)  # (B,) task indices
-            items = [tasks.train[i] for i in batch_idx]
-            prompts = [prompt_ids("train", tasks.train, i) for i in batch_idx]
-            G = config.group_size
-            futures: dict[int, Future] = {}
-
-            def submit(row: int, ids: list[int], truncated: bool, items=items, futures=futures, G=G):
-                futures[row] = pool.submit(grade_completion, grade, tokenizer, ids, items[row // G])
-
-            model.eval()
+            # --- 1+2. rollouts, graded as each one finishes; dynamic sampling rounds -----------
             t0 = time.time()
-            rollout = generate(model, prompts, group_size=G, max_new_tokens=config.max_completion_tokens,
-                               eos_ids=eos_ids, pad_id=tokenizer.pad_token_id,
-                               temperature=config.temperature, top_p=config.top_p,
-                               generator=generator, on_finished=submit)
-            t_sampling = time.time() - t0
+            rounds = _sample_step(ctx, tasks.train, order, step)
+            t_rollout = time.time() - t0
+            t_sampling = sum(r.t_sampling for r in rounds)
+            first = rounds[0]
+            kept = _kept_groups(rounds, config)  # [(round, slot)]
+            kept_records = [rec for rnd, slot in kept for rec in rounds[rnd].group(slot)]
+            kept_rewards = torch.tensor([r.graded.reward for r in kept_records], dtype=torch.float32)
+            kept_valid = torch.tensor([not r.graded.has_error for r in kept_records], dtype=torch.bool)
+            advantages = group_advantages(kept_rewards, config.group_size, config.reward_scaling,
+                                          valid=kept_valid)[0] if kept else torch.zeros(0)  # (K*G,)
 
-            # --- 2. rewards -> group-relative advantages ---------------------------------------
+            # --- 3. policy update(s) on this rank's share of the kept groups --------------------
             t0 = time.time()
-            graded = [futures[row].result() for row in range(len(futures))]  # (S,)
-            texts = [g[0] for g in graded]
-            results: list[Graded] = [g[1] for g in graded]
-            t_grading = time.time() - t0
-            rewards = torch.tensor([r.reward for r in results], dtype=torch.float32)  # (S,)
-            advantages, zero_std = group_advantages(rewards, G, config.reward_scaling)  # (S,), (B,)
-            advantages = advantages.to(device)
-
-            # --- 3. policy update(s) -----------------------------------------------------------
-            t0 = time.time()
-            update = _update(model, ref_model, optimizer, scheduler, rollout, advantages, config)
+            loss_rows = [_trains_on(rec, config) for rec in kept_records]  # (K*G,) bool
+            totals = {"sequences": sum(loss_rows),
+                      "tokens": sum(rec.length for rec, on in zip(kept_records, loss_rows, strict=True) if on)}
+            signal = bool(totals["tokens"]) and (bool(advantages.abs().sum() > 0) or config.beta > 0)
+            if signal:
+                update = _update(ctx, ref_model, optimizer, scheduler, scaler, rounds, kept, advantages,
+                                 loss_rows, totals)
+            else:
+                update = {"train/loss": 0.0, "train/learning_rate": scheduler.get_last_lr()[0]}
             t_training = time.time() - t0
 
             # --- 4. metrics and samples ----------------------------------------------------------
-            lengths = rollout.completion_lengths.float().cpu()  # (S,)
-            trained_tokens += int(lengths.sum()) + int(rollout.prompt_mask.sum())
+            every = [rec for r in rounds for rec in r.records]
+            trained_tokens += sum(rec.length for rec in every) + sum(r.prompt_tokens for r in rounds)
+            graded_first = [rec for rec in first.records if not rec.graded.has_error]
+            rewards = torch.tensor([rec.graded.reward for rec in graded_first], dtype=torch.float32)
+            lengths = torch.tensor([rec.length for rec in first.records], dtype=torch.float32)
+            n_errors = sum(rec.graded.has_error for rec in every)
+            n_truncated = sum(rec.truncated for rec in every)
             metrics = {
                 "step": step,
                 "total_steps": total_steps,
                 "epoch": step * config.batch_size / n_train,
                 "trained_tokens": trained_tokens,
-                "train/reward_mean": rewards.mean().item(),
+                "train/reward_mean": rewards.mean().item() if rewards.numel() else float("nan"),
                 "train/reward_std": rewards.std().item() if rewards.numel() > 1 else 0.0,
-                **_sub_reward_means("train", results, grader_name),
-                "train/grader_error_frac": sum(r.has_error for r in results) / len(results),
-                "train/frac_zero_std_groups": zero_std.float().mean().item(),
+                **_sub_reward_means("train", [rec.graded for rec in graded_first], grader_name),
+                "train/grader_error_frac": n_errors / len(every),
+                "train/frac_zero_std_groups": first.zero_std.float().mean().item(),
+                "train/groups_sampled": sum(r.n_groups for r in rounds),
+                "train/groups_kept": len(kept) if signal else 0,
+                "train/sampling_rounds": len(rounds),
+                "train/no_signal": 0.0 if signal else 1.0,
                 "train/completion_tokens_mean": lengths.mean().item(),
                 "train/completion_tokens_max": lengths.max().item(),
-                "train/truncated_frac": rollout.truncated.float().mean().item(),
+                "train/truncated_frac": n_truncated / len(every),
                 **update,
                 "time/sampling": t_sampling,
-                "time/grading": t_grading,
+                "time/grading": max(t_rollout - t_sampling, 0.0),
                 "time/training": t_training,
             }
-            samples = _pick_samples(config, step, "train", items, G, texts, results, rollout,
-                                    advantages, messages=[it["messages"] for it in items])
+            _step_events(hooks, step, config, metrics, every, len(rounds), signal, warned)
+            final_adv = {key: float(a) for key, a in zip(
+                [(rnd, slot, g) for rnd, slot in kept for g in range(config.group_size)], advantages.tolist(),
+                strict=True)}
+            samples = _pick_samples(config, step, first, final_adv)
 
             # --- 5. validation and checkpoint every eval_interval steps and at the end ----------
-            stop = hooks.should_stop()
+            stop = dist.broadcast(hooks.should_stop())
             last = step == total_steps
             if step % config.eval_interval == 0 or last or stop == "pause":
                 if stop != "cancel":
                     t0 = time.time()
-                    last_valid, valid_samples = _evaluate(model, tokenizer, tasks.valid, config, grade,
-                                                          grader_name, prompt_ids, eos_ids, pool, step)
+                    last_valid, valid_samples = _evaluate(ctx, tasks.valid, grader_name, step)
                     metrics.update(last_valid)
                     samples += valid_samples
                     metrics["time/eval"] = time.time() - t0
             metrics["time/step"] = time.time() - t_step
-            metrics["throughput/tokens_per_s"] = lengths.sum().item() / max(metrics["time/step"], 1e-9)
+            metrics["throughput/tokens_per_s"] = sum(rec.length for rec in every) / max(metrics["time/step"], 1e-9)
             elapsed = time.time() - run_start
             metrics["elapsed_s"] = elapsed
             metrics["eta_s"] = elapsed / (step - start_step) * (total_steps - step)
             hooks.on_step(step, metrics, samples)
             if step % config.eval_interval == 0 or last or stop == "pause":
-                if stop != "cancel":  # on_checkpoint always follows its step's on_step
-                    last_checkpoint = _save(model, tokenizer, optimizer, scheduler, step, config,
-                                            metrics, order, trained_tokens, hooks)
+                if stop != "cancel" and dist.main:  # on_checkpoint always follows its step's on_step
+                    last_checkpoint = _save(model, tokenizer, optimizer, scheduler, scaler, step, config,
+                                            metrics, order, trained_tokens, fingerprint, hooks)
 
             if stop:
                 status = "cancelled" if stop == "cancel" else "paused"
@@ -257,11 +311,13 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
-    if status == "paused" and (last_checkpoint is None or not last_checkpoint.name.endswith(f"{step:06d}")):
+    if status == "paused" and dist.main and (
+            last_checkpoint is None or not last_checkpoint.name.endswith(f"{step:06d}")):
         # paused before any step of this session ran: the checkpoint still records where we are
         if step > start_step or not resume_from:
-            last_checkpoint = _save(model, tokenizer, optimizer, scheduler, step, config, metrics,
-                                    order, trained_tokens, hooks)
+            last_checkpoint = _save(model, tokenizer, optimizer, scheduler, scaler, step, config, metrics,
+                                    order, trained_tokens, fingerprint, hooks)
+    dist.barrier()  # every rank returns after rank 0's last checkpoint is on disk
     hooks.on_event("info" if status == "succeeded" else "warning",
                    {"succeeded": f"Training finished after {step} steps",
                     "cancelled": f"Training cancelled after step {step}",
@@ -274,77 +330,268 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
 
 
 # ---------------------------------------------------------------------------------------------
+# rollouts: sampling rounds, each rank its share, every rank all the grades
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _StepContext:
+    config: TrainConfig
+    model: Any
+    tokenizer: Any
+    grade: Any
+    pool: ThreadPoolExecutor
+    eos_ids: set[int]
+    prompt_ids: Any
+    dist: distributed.Dist
+    precision: Precision
+
+
+@dataclass
+class _Record:
+    """One graded completion, as every rank sees it after the all-gather."""
+
+    text: str
+    graded: Graded
+    length: int
+    truncated: bool
+
+
+@dataclass
+class _Round:
+    """One sampling round: its tasks, every rank's graded completions, this rank's tokens."""
+
+    task_idx: list[int]  # (n,) global
+    items: list[dict]  # (n,) the tasks
+    records: list[_Record]  # (n*G,) global, group by group
+    zero_std: torch.Tensor  # (n,) groups without reward spread
+    local: dict[int, tuple[list[int], list[list[int]]]]  # slot -> (prompt ids, G completion ids) on this rank
+    prompt_tokens: int
+    t_sampling: float
+    group_size: int
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.task_idx)
+
+    def item(self, slot: int) -> dict:
+        return self.items[slot]
+
+    def group(self, slot: int) -> list[_Record]:
+        return self.records[slot * self.group_size:(slot + 1) * self.group_size]
+
+
+def _sample_step(ctx: _StepContext, rows: list[dict], order: DataOrder, step: int) -> list[_Round]:
+    """The step's sampling rounds: the batch, then (dynamic sampling) replacements for the groups
+    without reward spread until the batch is full or the rounds run out."""
+    config = ctx.config
+    rounds = [_sample_round(ctx, rows, order.batch(step), step, 0)]
+    while config.dynamic_sampling and len(rounds) < config.dynamic_sampling_max_rounds:
+        missing = config.batch_size - len(_kept_groups(rounds, config))
+        if missing <= 0:
+            break
+        used = {i for r in rounds for i in r.task_idx}
+        rounds.append(_sample_round(ctx, rows, order.extra(step, len(rounds), missing, used), step, len(rounds)))
+    return rounds
+
+
+def _sample_round(ctx: _StepContext, rows: list[dict], task_idx: list[int], step: int, rnd: int) -> _Round:
+    config, dist, G = ctx.config, ctx.dist, ctx.config.group_size
+    mine = dist.share(len(task_idx))  # slots this rank samples
+    prompts = [ctx.prompt_ids("train", rows, task_idx[slot]) for slot in mine]
+    futures: dict[int, Future] = {}
+    tokens: dict[int, list[int]] = {}
+
+    def submit(row: int, ids: list[int], truncated: bool):
+        tokens[row] = ids
+        futures[row] = ctx.pool.submit(grade_completion, ctx.grade, ctx.tokenizer, ids,
+                                       rows[task_idx[mine[row // G]]])
+
+    t0 = time.time()
+    local_records: list[_Record] = []
+    if mine:
+        seeds = [_row_seed(config.seed, step, rnd, slot, g) for slot in mine for g in range(G)]
+        with ctx.precision.autocast():
+            rollout = generate(ctx.model, prompts, group_size=G, max_new_tokens=config.max_completion_tokens,
+                               eos_ids=ctx.eos_ids, pad_id=ctx.tokenizer.pad_token_id,
+                               temperature=config.temperature, top_p=config.top_p, seeds=seeds,
+                               on_finished=submit)
+        t_sampling = time.time() - t0
+        lengths, truncated = rollout.completion_lengths.tolist(), rollout.truncated.tolist()
+        for row in range(len(mine) * G):
+            text, graded = futures[row].result()
+            local_records.append(_Record(text, graded, int(lengths[row]), bool(truncated[row])))
+    else:
+        t_sampling = 0.0
+    records = dist.gather(local_records)
+    valid = torch.tensor([not r.graded.has_error for r in records], dtype=torch.bool)
+    rewards = torch.tensor([r.graded.reward for r in records], dtype=torch.float32)
+    _, zero_std = group_advantages(rewards, G, "none", valid=valid)
+    local = {slot: (prompts[k], [tokens[k * G + g] for g in range(G)]) for k, slot in enumerate(mine)}
+    prompt_tokens = int(sum(dist.sum([float(sum(len(p) for p in prompts))])))
+    return _Round(task_idx=list(task_idx), items=[rows[i] for i in task_idx], records=records, zero_std=zero_std, local=local,
+                  prompt_tokens=prompt_tokens, t_sampling=t_sampling, group_size=G)
+
+
+def _kept_groups(rounds: list[_Round], config: TrainConfig) -> list[tuple[int, int]]:
+    """(round, slot) of the groups to train on, at most batch_size of them, earliest first."""
+    if not config.dynamic_sampling:
+        return [(0, slot) for slot in range(rounds[0].n_groups)]
+    kept = [(rnd, slot) for rnd, r in enumerate(rounds) for slot in range(r.n_groups) if not r.zero_std[slot]]
+    return kept[:config.batch_size]
+
+
+def _trains_on(rec: _Record, config: TrainConfig) -> bool:
+    """Whether a completion's tokens enter the loss: graded, and not cut off when those are masked."""
+    return not rec.graded.has_error and not (rec.truncated and config.masks_truncated) and rec.length > 0
+
+
+VALID_ROUND = 2**31  # the "round" of validation completions' seeds: never a training round
+
+
+def _row_seed(seed: int, step: int, rnd: int, slot: int, g: int) -> int:
+    """The sampling seed of one completion: the same whichever process samples it."""
+    return int(np.random.default_rng([seed, step, rnd, slot, g]).integers(2**62))
+
+
+def _step_events(hooks, step, config, metrics, every, n_rounds, signal, warned) -> None:
+    """What a person should know about this step, in plain words."""
+    n = len(every)
+    errors = [rec for rec in every if rec.graded.has_error]
+    if errors and ("errors" not in warned or len(errors) >= n / 2):
+        warned.add("errors")
+        detail = errors[0].graded.errors
+        detail = detail.get("details") if isinstance(detail, dict) and detail.get("details") else detail
+        hooks.on_event("warning", f"Step {step}: {len(errors)} of {n} answers could not be graded (grader "
+                       f"error: {str(detail)[:200]}). They are left out of learning.",
+                       {"kind": "grader_errors", "step": step, "count": len(errors), "of": n})
+    truncated = sum(rec.truncated for rec in every)
+    if config.masks_truncated and truncated >= n / 2 and "truncated" not in warned:
+        warned.add("truncated")
+        hooks.on_event("warning", f"Step {step}: {truncated} of {n} answers were cut off at the longest-answer "
+                       f"limit of {config.max_completion_tokens} tokens. Cut-off answers are left out of "
+                       "learning; raise the longest answer if good answers need more room.",
+                       {"kind": "truncated", "step": step, "count": truncated, "of": n})
+    if not signal:
+        tried = metrics["train/groups_sampled"]
+        why = ("every answer to each task got the same score" if metrics["train/groups_kept"] == 0
+               or not any(_trains_on(rec, config) for rec in every)
+               else "no answer could be learned from")
+        if not any(_trains_on(rec, config) for rec in every):
+            why = "no answer could be learned from (all were cut off or could not be graded)"
+        hooks.on_event("info", f"Step {step} taught nothing: {why} ({tried} task{'s' if tried != 1 else ''} "
+                       f"tried in {n_rounds} round{'s' if n_rounds != 1 else ''}). The model was left unchanged.",
+                       {"kind": "no_signal", "step": step, "groups_sampled": tried})
+
+
+# ---------------------------------------------------------------------------------------------
 # the update
 # ---------------------------------------------------------------------------------------------
 
 
-def _update(model, ref_model, optimizer, scheduler, r, advantages, config: TrainConfig) -> dict:
-    """num_iterations optimizer steps on one rollout; returns the update's metrics."""
-    S, B, G = r.completion_ids.shape[0], r.prompt_ids.shape[0], r.group_size
-    mb = config.micro_batch_size or B  # prompts per micro-batch
-    chunks = [(b0, min(b0 + mb, B)) for b0 in range(0, B, mb)]
-    num_tokens = r.completion_mask.sum().item()
-    share = not config.gradient_checkpointing
-    kw = dict(temperature=config.temperature, chunk_tokens=config.logprob_chunk_tokens)
+def _update(ctx: _StepContext, ref_model, optimizer, scheduler, scaler, rounds, kept, advantages,
+            loss_rows, totals) -> dict:
+    """num_iterations optimizer steps on this rank's kept groups; returns the update's metrics.
 
-    def logps(m, b0, b1, **extra):
-        s0, s1 = b0 * G, b1 * G
-        return completion_logprobs(m, r.prompt_ids[b0:b1], r.prompt_mask[b0:b1], r.completion_ids[s0:s1],
-                                   r.completion_mask[s0:s1], share_prompt=share, **kw, **extra)
+    Every loss is normalised by the totals over all ranks' kept groups, and the gradients
+    are summed over ranks, so the update is the one a single process would make."""
+    config, dist, model, G = ctx.config, ctx.dist, ctx.model, ctx.config.group_size
+    device = next(model.parameters()).device
+    # this rank's kept groups, with their advantages and loss masks
+    mine = [k for k, (rnd, slot) in enumerate(kept) if slot in rounds[rnd].local]
+    prompts, completions, truncated, adv, on = [], [], [], [], []
+    for k in mine:
+        rnd, slot = kept[k]
+        prompt, comps = rounds[rnd].local[slot]
+        prompts.append(prompt)
+        completions += comps
+        truncated += [rec.truncated for rec in rounds[rnd].group(slot)]
+        adv += advantages[k * G:(k + 1) * G].tolist()
+        on += loss_rows[k * G:(k + 1) * G]
+    params = [p for p in model.parameters() if p.requires_grad]
+    stats, losses, entropy_sum, grad_norms = LossStats(), [], 0.0, []
+    r = None
+    if mine:
+        r = pack_rollout(prompts, completions, truncated, group_size=G, pad_id=ctx.tokenizer.pad_token_id,
+                         device=device)
+        r.completion_mask = r.completion_mask * torch.tensor(on, dtype=torch.long, device=device)[:, None]
+        adv_t = torch.tensor(adv, dtype=torch.float32, device=device)  # (s,)
+        B = len(mine)
+        mb = config.micro_batch_size or B  # prompts per micro-batch
+        chunks = [(b0, min(b0 + mb, B)) for b0 in range(0, B, mb)]
+        share = not config.gradient_checkpointing
+        kw = dict(temperature=config.temperature, chunk_tokens=config.logprob_chunk_tokens)
 
-    # pi_old (only needed when the batch is reused) and the reference, both without grad
-    old_logp = ref_logp = None
-    with torch.no_grad():
-        if config.num_iterations > 1:
-            old_logp = torch.cat([logps(model, *c, with_entropy=False)[0] for c in chunks])  # (S, T)
-        if config.beta > 0:
-            if ref_model is None:  # LoRA: the base model is the adapters switched off
-                with model.disable_adapter():
-                    ref_logp = torch.cat([logps(model, *c, with_entropy=False)[0] for c in chunks])
-            else:
-                ref_logp = torch.cat([logps(ref_model, *c, with_entropy=False)[0] for c in chunks])
+        def logps(m, b0, b1, **extra):
+            s0, s1 = b0 * G, b1 * G
+            with ctx.precision.autocast():
+                return completion_logprobs(m, r.prompt_ids[b0:b1], r.prompt_mask[b0:b1], r.completion_ids[s0:s1],
+                                           r.completion_mask[s0:s1], share_prompt=share, **kw, **extra)
+
+        # pi_old (only needed when the batch is reused) and the reference, both without grad
+        old_logp = ref_logp = None
+        with torch.no_grad():
+            if config.num_iterations > 1:
+                old_logp = torch.cat([logps(model, *c, with_entropy=False)[0] for c in chunks])  # (s, T)
+            if config.beta > 0:
+                if ref_model is None:  # LoRA: the base model is the adapters switched off
+                    with model.disable_adapter():
+                        ref_logp = torch.cat([logps(model, *c, with_entropy=False)[0] for c in chunks])
+                else:
+                    ref_logp = torch.cat([logps(ref_model, *c, with_entropy=False)[0] for c in chunks])
 
     model.train()
-    stats, losses, entropy_sum, grad_norms = LossStats(), [], 0.0, []
     for it in range(config.num_iterations):
         optimizer.zero_grad(set_to_none=True)
         total = 0.0
-        for b0, b1 in chunks:
+        for b0, b1 in (chunks if r is not None else []):
             s0, s1 = b0 * G, b1 * G
             logp, entropy = logps(model, b0, b1, with_entropy=(it == 0))  # (s, T)
             mask = r.completion_mask[s0:s1]
             loss, st = policy_loss(
-                logp, logp.detach() if old_logp is None else old_logp[s0:s1], advantages[s0:s1], mask,
+                logp, logp.detach() if old_logp is None else old_logp[s0:s1], adv_t[s0:s1], mask,
                 loss_type=config.loss_type, epsilon_low=config.epsilon_low,
                 epsilon_high=config.epsilon_upper, max_completion_tokens=config.max_completion_tokens,
                 beta=config.beta, ref_logp=None if ref_logp is None else ref_logp[s0:s1],
-                num_sequences=S, num_tokens=num_tokens)
-            loss.backward()
+                num_sequences=totals["sequences"], num_tokens=totals["tokens"])
+            if loss.requires_grad:  # a micro-batch whose answers are all masked out has no graph
+                (scaler.scale(loss) if scaler is not None else loss).backward()
             total += loss.item()
             stats.add(st)
             if entropy is not None:
                 entropy_sum += (entropy * mask).sum().item()
+        dist.all_reduce_grads(params)
+        if scaler is not None:
+            scaler.unscale_(optimizer)
         if config.max_grad_norm > 0:
-            norm = torch.nn.utils.clip_grad_norm_(
-                [p for p in model.parameters() if p.requires_grad], config.max_grad_norm)
-            grad_norms.append(float(norm))
-        optimizer.step()
+            grad_norms.append(float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)))
+        if scaler is not None:
+            scaler.step(optimizer)  # skipped (and the scale lowered) when a gradient overflowed
+            scaler.update()
+        else:
+            optimizer.step()
         scheduler.step()
         losses.append(total)
     model.eval()
-    tokens = max(stats.tokens, 1.0)
+    # sums over ranks: loss, entropy and clipping statistics of the whole batch
+    summed = dist.sum([float(np.mean(losses)), entropy_sum, stats.tokens, stats.kl_sum, stats.clip_low_sum,
+                       stats.clip_high_sum, stats.clip_region_sum])
+    loss_mean, entropy_sum, tokens, kl_sum, low, high, region = summed
+    tokens = max(tokens, 1.0)
     out = {
-        "train/loss": float(np.mean(losses)),
-        "train/entropy": entropy_sum / max(num_tokens, 1.0),
-        "train/clip_ratio": stats.clip_region_sum / tokens,
-        "train/clip_ratio_low": stats.clip_low_sum / tokens,
-        "train/clip_ratio_high": stats.clip_high_sum / tokens,
+        "train/loss": loss_mean,
+        "train/entropy": entropy_sum / max(totals["tokens"], 1.0),
+        "train/clip_ratio": region / tokens,
+        "train/clip_ratio_low": low / tokens,
+        "train/clip_ratio_high": high / tokens,
         "train/learning_rate": scheduler.get_last_lr()[0],
     }
     if grad_norms:
         out["train/grad_norm"] = float(np.mean(grad_norms))
+    if scaler is not None:
+        out["train/loss_scale"] = float(scaler.get_scale())
     if config.beta > 0:
-        out["train/kl"] = stats.kl_sum / tokens
+        out["train/kl"] = kl_sum / tokens
     return out
 
 
@@ -353,58 +600,103 @@ def _update(model, ref_model, optimizer, scheduler, r, advantages, config: Train
 # ---------------------------------------------------------------------------------------------
 
 
-def _evaluate(model, tokenizer, valid, config, grade, grader_name, prompt_ids, eos_ids, pool, step):
-    """Grade one completion per validation task (the first `eval_samples` tasks)."""
+def _evaluate(ctx: _StepContext, valid: list[dict], grader_name: str, step: int):
+    """Grade one completion per validation task (the first `eval_samples` tasks), each rank its share."""
     if not valid:
         return {}, []
+    config, dist = ctx.config, ctx.dist
     n = min(len(valid), config.eval_samples or len(valid))
     width = config.batch_size * config.group_size  # rows per generation call, as in training
-    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(config.seed)
-    texts, results, lengths, truncs = [], [], [], []
-    for c0 in range(0, n, width):
-        chunk = list(range(c0, min(c0 + width, n)))
+    mine = dist.share(n)
+    records: list[_Record] = []
+    for c0 in range(0, len(mine), width):
+        chunk = mine[c0:c0 + width]
         futures: dict[int, Future] = {}
 
         def submit(row, ids, truncated, chunk=chunk, futures=futures):
-            futures[row] = pool.submit(grade_completion, grade, tokenizer, ids, valid[chunk[row]])
+            futures[row] = ctx.pool.submit(grade_completion, ctx.grade, ctx.tokenizer, ids, valid[chunk[row]])
 
-        r = generate(model, [prompt_ids("valid", valid, i) for i in chunk], group_size=1,
-                     max_new_tokens=config.max_completion_tokens, eos_ids=eos_ids,
-                     pad_id=tokenizer.pad_token_id, temperature=config.eval_temperature,
-                     top_p=config.top_p, generator=generator, on_finished=submit)
+        with ctx.precision.autocast():
+            r = generate(ctx.model, [ctx.prompt_ids("valid", valid, i) for i in chunk], group_size=1,
+                         max_new_tokens=config.max_completion_tokens, eos_ids=ctx.eos_ids,
+                         pad_id=ctx.tokenizer.pad_token_id, temperature=config.eval_temperature,
+                         top_p=config.top_p, seeds=[_row_seed(config.seed, 0, VALID_ROUND, i, 0) for i in chunk],
+                         on_finished=submit)
+        lengths, truncs = r.completion_lengths.tolist(), r.truncated.tolist()
         for row in range(len(chunk)):
             text, res = futures[row].result()
-            texts.append(text)
-            results.append(res)
-        lengths += r.completion_lengths.tolist()
-        truncs += r.truncated.tolist()
-    rewards = [r.reward for r in results]
+            records.append(_Record(text, res, int(lengths[row]), bool(truncs[row])))
+    records = dist.gather(records)
+    graded = [rec for rec in records if not rec.graded.has_error]
+    rewards = [rec.graded.reward for rec in graded]
     metrics = {
-        "valid/reward_mean": float(np.mean(rewards)),
-        "valid/reward_std": float(np.std(rewards, ddof=1)) if n > 1 else 0.0,
-        **_sub_reward_means("valid", results, grader_name),
-        "valid/grader_error_frac": sum(r.has_error for r in results) / n,
-        "valid/completion_tokens_mean": float(np.mean(lengths)),
-        "valid/truncated_frac": float(np.mean(truncs)),
+        "valid/reward_mean": float(np.mean(rewards)) if rewards else float("nan"),
+        "valid/reward_std": float(np.std(rewards, ddof=1)) if len(rewards) > 1 else 0.0,
+        **_sub_reward_means("valid", [rec.graded for rec in graded], grader_name),
+        "valid/grader_error_frac": (n - len(graded)) / n,
+        "valid/completion_tokens_mean": float(np.mean([rec.length for rec in records])),
+        "valid/truncated_frac": float(np.mean([rec.truncated for rec in records])),
         "valid/n_samples": n,
     }
     k = min(config.samples_per_step, n)
-    samples = [_sample(step, "valid", valid[i], texts[i], results[i], lengths[i], truncs[i])
-               for i in range(k)]
+    samples = [_sample(step, "valid", valid[i], records[i]) for i in range(k)]
     return metrics, samples
 
 
-def _save(model, tokenizer, optimizer, scheduler, step, config, metrics, order, trained_tokens, hooks):
+def _save(model, tokenizer, optimizer, scheduler, scaler, step, config, metrics, order, trained_tokens,
+          fingerprint, hooks):
     path = ckpt.save_checkpoint(
         ckpt.checkpoint_dir(config.output_dir, step), model=model, tokenizer=tokenizer,
         optimizer=optimizer, scheduler=scheduler, step=step, config_dict=config.to_dict(),
-        metrics=metrics, extra_state={"data_order": order.state(), "trained_tokens": trained_tokens})
+        metrics=metrics, extra_state={"data_order": order.state(), "trained_tokens": trained_tokens,
+                                      "fingerprint": fingerprint,
+                                      "grad_scaler": scaler.state_dict() if scaler is not None else None})
     hooks.on_checkpoint(step, str(path), metrics)
     for removed in ckpt.prune_checkpoints(config.output_dir, config.keep_checkpoints):
         hooks.on_checkpoint_removed(str(removed))
         hooks.on_event("info", f"Removed checkpoint {removed.name} (not among the "
                        f"{config.keep_checkpoints} best)", {"path": str(removed)})
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# resume: the same run or nothing
+# ---------------------------------------------------------------------------------------------
+
+#: Settings that say where and how fast a run computes, not what it learns: they may differ
+#: between the attempt that wrote a checkpoint and the one that resumes it.
+RESUMABLE_CHANGES = frozenset({"output_dir", "device", "num_threads", "grading_threads", "logprob_chunk_tokens",
+                               "micro_batch_size", "gradient_checkpointing", "samples_per_step",
+                               "keep_checkpoints"})
+
+
+def run_fingerprint(config: TrainConfig, tasks: Tasks) -> dict:
+    """What a checkpoint must match to be resumed: a hash of the tasks and the learning settings."""
+    blob = json.dumps({"train": tasks.train, "valid": tasks.valid}, sort_keys=True, default=str)
+    settings = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES}
+    return {"tasks_sha256": hashlib.sha256(blob.encode()).hexdigest(), "n_train": len(tasks.train),
+            "n_valid": len(tasks.valid), "config": settings}
+
+
+def check_resume(state: dict, path, order: DataOrder, fingerprint: dict) -> None:
+    """Refuse a checkpoint written for other tasks or other settings, saying what differs."""
+    saved = state.get("fingerprint")
+    if saved is None:  # a checkpoint from before fingerprints: the data order is all we know
+        if state.get("data_order") != order.state():
+            raise TaskError(f"cannot resume from {path}: the training tasks or batch size changed "
+                            f"({state.get('data_order')} != {order.state()})")
+        return
+    old, new = saved.get("config", {}), fingerprint["config"]
+    changed = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+               if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k)]
+    if changed:
+        raise ConfigError(f"cannot resume from {path}: the run's settings differ from the checkpoint's "
+                          f"({'; '.join(changed)}). Resume with the settings it was saved with, or start a new run.")
+    if saved.get("tasks_sha256") != fingerprint["tasks_sha256"]:
+        raise TaskError(
+            f"cannot resume from {path}: the tasks differ from the ones it was trained on ({saved.get('n_train')} "
+            f"training and {saved.get('n_valid')} validation tasks then, {fingerprint['n_train']} and "
+            f"{fingerprint['n_valid']} now, or the same number with edits). Start a new run for new tasks.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,6 +714,13 @@ class DataOrder:
     def batch(self, step: int) -> list[int]:  # step is 1-based
         start = (step - 1) * self.batch_size
         return [int(self._perm(pos // self.n)[pos % self.n]) for pos in range(start, start + self.batch_size)]
+
+    def extra(self, step: int, rnd: int, count: int, used: set[int]) -> list[int]:
+        """`count` replacement tasks for a dynamic-sampling round, seeded by (step, round):
+        tasks not yet tried this step first, repeats only when the split is that small."""
+        perm = np.random.default_rng([self.seed, step, rnd, 17]).permutation(self.n).tolist()
+        fresh = [i for i in perm if i not in used]
+        return [int(x) for x in (fresh + perm * (1 + count // max(self.n, 1)))[:count]]
 
     def _perm(self, epoch: int) -> np.ndarray:
         if epoch not in self._perms:
@@ -561,30 +860,32 @@ def _sub_reward_means(split: str, results: list[Graded], grader_name: str) -> di
             for k in names}
 
 
-def _pick_samples(config, step, split, items, G, texts, results, rollout, advantages, messages):
-    S = len(results)
+def _pick_samples(config, step, first: _Round, advantages: dict) -> list[dict]:
+    """Up to samples_per_step samples of the step's first round, spread over its groups, with the
+    advantage each was trained with (0 for groups dropped or without spread)."""
+    S, G = len(first.records), first.group_size
     k = min(config.samples_per_step, S)
-    rows = sorted({(i * S) // k for i in range(k)}) if k else []  # spread over the groups
-    lengths = rollout.completion_lengths.tolist()
+    rows = sorted({(i * S) // k for i in range(k)}) if k else []
     out = []
     for row in rows:
-        sample = _sample(step, split, items[row // G], texts[row], results[row], lengths[row],
-                         bool(rollout.truncated[row]))
-        sample.update(group=row // G, advantage=float(advantages[row]))
+        slot = row // G
+        sample = _sample(step, "train", first.item(slot), first.records[row])
+        sample.update(group=slot, advantage=advantages.get((0, slot, row % G), 0.0))
         out.append(sample)
     return out
 
 
-def _sample(step, split, item, text, res: Graded, n_tokens, truncated) -> dict:
+def _sample(step, split, item, rec: _Record) -> dict:
+    res = rec.graded
     return {
         "step": step,
         "split": split,
         "prompt": item["messages"],
-        "output_text": text,
+        "output_text": rec.text,
         "item": {k: v for k, v in item.items() if k != "messages"},
         "reward": res.reward,
         "sub_rewards": res.sub_rewards,
         "errors": res.errors,
-        "completion_tokens": int(n_tokens),
-        "truncated": bool(truncated),
+        "completion_tokens": int(rec.length),
+        "truncated": bool(rec.truncated),
     }

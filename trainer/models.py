@@ -236,3 +236,72 @@ def _hub_folder(repo_id: str, say: Callable[[str], None]) -> Path:
             f"model {repo_id!r} is not a built-in model ({builtin}) nor a local folder, and it "
             f"could not be fetched from the model hub (is this machine offline?): {type(exc).__name__}"
         ) from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# training precision and dropout
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a run keeps and computes its numbers.
+
+    Trained weights and the AdamW state are always float32 ("master weights"): in bf16 an
+    update of lr * ~1 on a weight of ~0.02 is below half the spacing between bf16 numbers
+    and rounds away, so most weights never change. The forward passes run under autocast
+    in `compute` (bf16 by default on CUDA), the log-softmax in float32 (see
+    `trainer.objective.chunked_logprobs`). With LoRA the frozen base is loaded in `compute`
+    to save memory; with full tuning it is loaded in float32. float16 also needs loss
+    scaling, or small gradients flush to zero: `grad_scaler` gives one.
+    """
+
+    compute: torch.dtype
+    load: torch.dtype
+    device_type: str
+
+    @classmethod
+    def for_run(cls, method: str, dtype: str | torch.dtype, device: torch.device) -> Precision:
+        compute = resolve_dtype(dtype, device)
+        return cls(compute=compute, load=compute if method == "lora" else torch.float32, device_type=device.type)
+
+    def autocast(self):
+        if self.compute == torch.float32:
+            import contextlib
+
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.compute)
+
+    def grad_scaler(self):
+        if self.compute != torch.float16:
+            return None
+        return torch.amp.GradScaler(self.device_type)
+
+
+def master_weights_fp32(params) -> None:
+    """Trainable parameters in float32 (a LoRA adapter on a bf16 base may be created in bf16)."""
+    for p in params:
+        if p.dtype != torch.float32:
+            p.data = p.data.float()
+
+
+def disable_dropout(model) -> None:
+    """Dropout off everywhere in the base model, as TRL does for RL.
+
+    With dropout, the loss pass (train mode) and the log-probs of sampling, of pi_old and of
+    the reference (eval mode) are different functions, and the ratio pi/pi_old is noise.
+    Attention dropout is a float read at forward time, not a module, so it is zeroed too.
+    (A LoRA `lora_dropout` added later is the run's explicit choice and stays.)
+    """
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        for name in ("attention_dropout", "dropout", "attn_dropout"):
+            value = getattr(module, name, None)
+            if isinstance(value, float) and value:
+                setattr(module, name, 0.0)
+    configs = [model.config, getattr(model.config, "text_config", None)]
+    for config in [c for c in configs if c is not None]:
+        for key, value in list(vars(config).items()):
+            if "dropout" in key and isinstance(value, float) and value:
+                setattr(config, key, 0.0)

@@ -6,11 +6,15 @@ Shapes: B prompts, G completions per prompt, S = B*G sequences, T completion pos
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
+
+from trainer.models import ModelLoadError
 
 STD_EPS = 1e-4  # as in TRL: a group with all-equal rewards gets advantage 0, not a division by 0
 
@@ -20,25 +24,36 @@ STD_EPS = 1e-4  # as in TRL: a group with all-equal rewards gets advantage 0, no
 # ---------------------------------------------------------------------------------------------
 
 
-def group_advantages(rewards: torch.Tensor, group_size: int, scaling: str = "group"):
+def group_advantages(rewards: torch.Tensor, group_size: int, scaling: str = "group",
+                     valid: torch.Tensor | None = None):
     """Advantages relative to the group mean, optionally divided by a std.
 
     rewards: (S,) ordered group by group. scaling: `group` divides by each group's std
     (GRPO), `batch` by the std of the whole batch, `none` not at all (Dr. GRPO).
-    Returns (advantages (S,), zero_std (B,) bool: groups whose rewards were all equal).
+    valid: (S,) bool, False for completions the grader could not grade: they take no part in
+    the means and stds and get advantage 0 (a flaky judge must not become a training signal).
+    Returns (advantages (S,), zero_std (B,) bool: groups with no spread between their graded
+    completions, including groups with fewer than two graded ones).
     Stds are unbiased (Bessel-corrected), like TRL.
     """
-    grouped = rewards.view(-1, group_size)  # (B, G)
-    mean = grouped.mean(dim=1, keepdim=True)  # (B, 1)
-    std = grouped.std(dim=1, keepdim=True)  # (B, 1)
-    advantages = grouped - mean
+    if valid is None:
+        valid = torch.ones_like(rewards, dtype=torch.bool)
+    w = valid.view(-1, group_size).to(rewards.dtype)  # (B, G)
+    grouped = rewards.view(-1, group_size) * w  # (B, G)
+    n = w.sum(dim=1, keepdim=True)  # (B, 1)
+    mean = grouped.sum(dim=1, keepdim=True) / n.clamp(min=1)  # (B, 1)
+    var = (((grouped - mean) * w) ** 2).sum(dim=1, keepdim=True) / (n - 1).clamp(min=1)
+    std = var.sqrt()  # (B, 1)
+    advantages = (grouped - mean) * w
     if scaling == "group":
         advantages = advantages / (std + STD_EPS)
     elif scaling == "batch":
-        advantages = advantages / (rewards.std() + STD_EPS)
+        flat = rewards[valid]
+        advantages = advantages / ((flat.std() if flat.numel() > 1 else flat.new_zeros(())) + STD_EPS)
     elif scaling != "none":
         raise ValueError(f"unknown reward scaling {scaling!r}")
-    zero_std = torch.isclose(std.squeeze(1), torch.zeros_like(std.squeeze(1)))
+    zero_std = torch.isclose(std.squeeze(1), torch.zeros_like(std.squeeze(1))) | (n.squeeze(1) < 2)
+    advantages = advantages.masked_fill(zero_std[:, None], 0.0)
     return advantages.reshape(-1), zero_std
 
 
@@ -55,26 +70,32 @@ def chunked_logprobs(
     temperature: float = 1.0,
     chunk_tokens: int = 512,
     with_entropy: bool = True,
+    logit_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ):
     """log p(target) and the entropy of the next-token distribution, `chunk_tokens` rows at a time.
 
     hidden: (N, H) final hidden states that predict `targets`: (N,). The (N, V) logits never
     exist at once: each chunk's logits are built, reduced and dropped; under autograd each
     chunk is checkpointed, so backward rebuilds them one chunk at a time as well.
+    The output layer runs in float32 whatever the model's dtype or an enclosing autocast (a
+    bf16 log-softmax input loses the small differences between likely tokens), and
+    `logit_fn` is the model's own post-processing of its logits (soft-capping, scaling; see
+    `logit_postprocess`), so the distribution trained is the one sampled.
     Returns (logp (N,), entropy (N,) detached, or None).
     """
+    weight = lm_head.weight.float()  # (V, H); a no-op for fp32 weights, one copy per call otherwise
+    bias = None if getattr(lm_head, "bias", None) is None else lm_head.bias.float()
     logps, entropies = [], []
-    needs_grad = torch.is_grad_enabled() and (
-        hidden.requires_grad or any(p.requires_grad for p in lm_head.parameters())
-    )
+    needs_grad = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)
     for start in range(0, hidden.shape[0], chunk_tokens):
         h = hidden[start:start + chunk_tokens]  # (n, H)
         t = targets[start:start + chunk_tokens]  # (n,)
         side: dict = {}  # entropy is a metric: computed in the first pass only, not in recompute
+        args = (h, t, weight, bias, temperature, with_entropy, side, logit_fn)
         if needs_grad:
-            logp = checkpoint(_chunk, h, t, lm_head, temperature, with_entropy, side, use_reentrant=False)
+            logp = checkpoint(_chunk, *args, use_reentrant=False)
         else:
-            logp = _chunk(h, t, lm_head, temperature, with_entropy, side)
+            logp = _chunk(*args)
         logps.append(logp)
         if with_entropy:
             entropies.append(side["entropy"])
@@ -84,14 +105,101 @@ def chunked_logprobs(
     return torch.cat(logps), (torch.cat(entropies) if with_entropy else None)
 
 
-def _chunk(h, t, lm_head, temperature, with_entropy, side):
-    logits = lm_head(h).float() / temperature  # (n, V)
-    logz = torch.logsumexp(logits, dim=-1)  # (n,)
-    logp = logits.gather(-1, t.unsqueeze(-1)).squeeze(-1) - logz  # (n,)
-    if with_entropy and "entropy" not in side:
-        with torch.no_grad():
-            side["entropy"] = logz - (F.softmax(logits, dim=-1) * logits).sum(-1)
+def _chunk(h, t, weight, bias, temperature, with_entropy, side, logit_fn):
+    with _no_autocast(h.device.type):
+        logits = F.linear(h.float(), weight, bias)  # (n, V) float32
+        if logit_fn is not None:
+            logits = logit_fn(logits)
+        logits = logits / temperature
+        logz = torch.logsumexp(logits, dim=-1)  # (n,)
+        logp = logits.gather(-1, t.unsqueeze(-1)).squeeze(-1) - logz  # (n,)
+        if with_entropy and "entropy" not in side:
+            with torch.no_grad():
+                side["entropy"] = logz - (F.softmax(logits, dim=-1) * logits).sum(-1)
     return logp
+
+
+def _no_autocast(device_type: str):
+    if torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def logit_postprocess(config) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """What the model's forward does to `lm_head(hidden)` before returning logits, or None.
+
+    Known architectures only (Gemma 2/3 and others with final-logit soft-capping, Granite's
+    logit division, HyperCLOVA X's and Cohere's logit multiplication). `verify_logits` checks
+    the result against the model's own forward, so an architecture this table does not know
+    is refused before training rather than trained on the wrong distribution.
+    """
+    config = getattr(config, "text_config", None) or config
+    model_type = str(getattr(config, "model_type", ""))
+    steps: list[Callable[[torch.Tensor], torch.Tensor]] = []
+    scaling = getattr(config, "logits_scaling", None)
+    if isinstance(scaling, int | float) and scaling not in (0, 1):
+        if model_type.startswith("granite"):
+            steps.append(lambda x, s=float(scaling): x / s)
+        else:
+            steps.append(lambda x, s=float(scaling): x * s)
+    scale = getattr(config, "logit_scale", None)
+    if model_type.startswith("cohere") and isinstance(scale, int | float) and scale != 1:
+        steps.append(lambda x, s=float(scale): x * s)
+    cap = getattr(config, "final_logit_softcapping", None)
+    if isinstance(cap, int | float) and cap > 0:
+        steps.append(lambda x, c=float(cap): torch.tanh(x / c) * c)
+    if not steps:
+        return None
+
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        for step in steps:
+            x = step(x)
+        return x
+
+    return apply
+
+
+class UnsupportedModelError(ModelLoadError):
+    """A model whose output layer the trainer cannot reproduce."""
+
+
+@torch.no_grad()
+def verify_logits(model, *, tokens: int = 8) -> None:
+    """Check that `lm_head(trunk(x))` + `logit_postprocess` equals the model's own logits.
+
+    Training computes log-probs from the trunk's hidden states (so the (tokens, vocab)
+    logits can be built chunk by chunk); sampling uses the model's forward. If the two
+    disagree, the trained distribution is not the sampled one, so refuse with a message.
+    """
+    trunk, lm_head = split_model(model)
+    device = next(model.parameters()).device
+    vocab = lm_head.weight.shape[0]
+    ids = torch.randint(0, vocab, (1, tokens), generator=torch.Generator().manual_seed(0)).to(device)
+    ours = F.linear(trunk(input_ids=ids).last_hidden_state.float(), lm_head.weight.float(),
+                    None if getattr(lm_head, "bias", None) is None else lm_head.bias.float())
+    fn = logit_postprocess(model.config)
+    if fn is not None:
+        ours = fn(ours)
+    theirs = model(input_ids=ids).logits.float()
+    scale = theirs.abs().max().item() + 1e-6
+    low_precision = lm_head.weight.dtype in (torch.bfloat16, torch.float16)
+    tolerance = (3e-2 if low_precision else 1e-4) * max(scale, 1.0)
+    gap = (ours - theirs).abs().max().item()
+    if not gap <= tolerance:
+        kind = getattr(model.config, "model_type", type(model).__name__)
+        raise UnsupportedModelError(
+            f"this base model's architecture ({kind}) changes its output scores in a way the trainer does "
+            f"not reproduce (largest difference {gap:.3g}); training it would learn a different "
+            "distribution from the one it samples, so it is not supported yet")
+
+
+def uses_sliding_window(config) -> bool:
+    """Whether any attention layer of the model only sees a sliding window of past tokens."""
+    config = getattr(config, "text_config", None) or config
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types:
+        return any("sliding" in str(t) for t in layer_types)
+    return bool(getattr(config, "sliding_window", None)) and getattr(config, "use_sliding_window", True) is not False
 
 
 def split_model(model):
@@ -134,6 +242,10 @@ def completion_logprobs(
     s, T = completion_ids.shape
     group = s // b
     trunk, lm_head = split_model(model)
+    if uses_sliding_window(trunk.config):
+        # the copied prompt cache of a sliding-window layer is cropped to the window, and the
+        # completions then attend to the wrong keys (measured: log-probs off by 0.07)
+        share_prompt = False
     prompt_pos = (prompt_mask.cumsum(-1) - 1).clamp(min=0)  # (b, P)
     prompt_len = prompt_mask.sum(-1)  # (b,)
     comp_pos = prompt_len.repeat_interleave(group)[:, None] + torch.arange(T, device=prompt_ids.device)
@@ -172,7 +284,8 @@ def completion_logprobs(
     mask = completion_mask.bool()
     logp_flat, ent_flat = chunked_logprobs(hidden[mask], completion_ids[mask], lm_head,
                                            temperature=temperature, chunk_tokens=chunk_tokens,
-                                           with_entropy=with_entropy)  # (N,)
+                                           with_entropy=with_entropy,
+                                           logit_fn=logit_postprocess(model.config))  # (N,)
     logp = torch.zeros(s, T, dtype=logp_flat.dtype, device=logp_flat.device).masked_scatter(mask, logp_flat)
     entropy = None
     if with_entropy:

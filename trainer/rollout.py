@@ -64,9 +64,22 @@ def left_pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, 
     return ids.to(device), mask.to(device)
 
 
+def row_uniforms(seeds: list[int], steps: int) -> torch.Tensor:
+    """(S, steps) uniform numbers, row i drawn from its own generator seeded with seeds[i].
+
+    Sampling reads row i's number for step t whatever else is in the batch, so a completion
+    depends on its seed only: not on which rows share its batch, which process samples it,
+    or when the other rows finish.
+    """
+    return torch.stack([torch.rand(steps, generator=torch.Generator().manual_seed(int(s) % (2**63)))
+                        for s in seeds]) if seeds else torch.zeros(0, steps)
+
+
 def sample_next(logits: torch.Tensor, *, temperature: float, top_p: float,
-                generator: torch.Generator | None) -> torch.Tensor:
-    """One token per row from logits (n, V): greedy when temperature is 0."""
+                generator: torch.Generator | None, uniforms: torch.Tensor | None = None) -> torch.Tensor:
+    """One token per row from logits (n, V): greedy when temperature is 0.
+
+    `uniforms` (n,): the random numbers to use, one per row (else drawn from `generator`)."""
     if temperature == 0:
         return logits.argmax(-1)
     logits = logits.float() / temperature
@@ -79,7 +92,9 @@ def sample_next(logits: torch.Tensor, *, temperature: float, top_p: float,
     # Inverse-CDF sampling: one uniform per row. torch.multinomial draws an exponential per
     # vocabulary entry, which was 10% of decode time for a 49k vocabulary on CPU.
     cdf = torch.softmax(logits, -1).cumsum(-1)  # (n, V)
-    u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device) * cdf[:, -1:]
+    if uniforms is None:
+        uniforms = torch.rand(cdf.shape[0], generator=generator, device=cdf.device)
+    u = uniforms.to(cdf.device, cdf.dtype)[:, None] * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp(max=cdf.shape[-1] - 1)
 
 
@@ -95,10 +110,13 @@ def generate(
     temperature: float = 1.0,
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
+    seeds: list[int] | None = None,
     on_finished: Callable[[int, list[int], bool], None] | None = None,
 ) -> Rollout:
     """Sample `group_size` completions for each prompt with a shared-prefix KV cache.
 
+    `seeds`: one per completion row (S = B*G, group by group); each row then samples from its
+    own random stream (see `row_uniforms`) and `generator` is not used.
     `on_finished(row, token_ids, truncated)` is called as soon as a row is complete (EOS
     included in token_ids), so grading can start while other rows still decode.
     """
@@ -110,6 +128,11 @@ def generate(
     prompt_ids, prompt_mask = left_pad(prompts, pad_id, device)  # (B, P)
     P = prompt_ids.shape[1]
     eos = torch.tensor(sorted(eos_ids), device=device)
+    uniforms = None
+    if seeds is not None:
+        if len(seeds) != S:
+            raise ValueError(f"generate: {len(seeds)} seeds for {S} completions")
+        uniforms = row_uniforms(seeds, max_new_tokens).to(device)  # (S, T)
 
     # --- prefill: each prompt once, then the cache is repeated for the G samples ----------
     cache = DynamicCache(config=model.config)
@@ -128,7 +151,8 @@ def generate(
     active = torch.arange(S, device=device)  # (n,) original row of each batch row
     done = torch.zeros(S, dtype=torch.bool)
     for t in range(max_new_tokens):
-        new = sample_next(logits, temperature=temperature, top_p=top_p, generator=generator)  # (n,)
+        new = sample_next(logits, temperature=temperature, top_p=top_p, generator=generator,
+                          uniforms=None if uniforms is None else uniforms[active, t])  # (n,)
         tokens[active, t] = new
         finished = torch.isin(new, eos)  # (n,)
         if t == max_new_tokens - 1:
@@ -159,3 +183,20 @@ def generate(
     return Rollout(prompt_ids=prompt_ids, prompt_mask=prompt_mask,
                    completion_ids=tokens[:, :T].masked_fill(completion_mask == 0, pad_id),
                    completion_mask=completion_mask, truncated=truncated, group_size=G)
+
+
+def pack_rollout(prompts: list[list[int]], completions: list[list[int]], truncated: list[bool], *,
+                 group_size: int, pad_id: int, device) -> Rollout:
+    """A `Rollout` from token lists: B prompts and their B*G completions (group by group).
+
+    Used to train on the groups a step kept, which may come from several sampling rounds."""
+    prompt_ids, prompt_mask = left_pad(prompts, pad_id, device)  # (B, P)
+    T = max([len(c) for c in completions] + [1])
+    ids = torch.full((len(completions), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(completions), T), dtype=torch.long)
+    for i, c in enumerate(completions):
+        ids[i, :len(c)] = torch.tensor(c, dtype=torch.long)
+        mask[i, :len(c)] = 1
+    return Rollout(prompt_ids=prompt_ids, prompt_mask=prompt_mask, completion_ids=ids.to(device),
+                   completion_mask=mask.to(device), truncated=torch.tensor(truncated, dtype=torch.bool),
+                   group_size=group_size)

@@ -3,7 +3,11 @@
 from django.urls import path
 
 from webapp.datasets import api as files_api
+from webapp.evals import api as evals_api
+from webapp.evals import chat_api
 from webapp.graders import api as graders_api
+from webapp.insights import api as insights_api
+from webapp.reviews import api as reviews_api
 from webapp.runs import api as jobs_api
 
 urlpatterns = [
@@ -23,4 +27,15 @@ urlpatterns = [
     path("fine_tuning/jobs/<str:job_id>/checkpoints", jobs_api.job_checkpoints, name="api_job_checkpoints"),
     path("fine_tuning/jobs/<str:job_id>/metrics", jobs_api.job_metrics, name="api_job_metrics"),
     path("fine_tuning/jobs/<str:job_id>/samples", jobs_api.job_samples, name="api_job_samples"),
+    # the expert's loop (webapp.insights, webapp.reviews)
+    path("fine_tuning/jobs/<str:job_id>/diagnosis", insights_api.job_diagnosis, name="api_job_diagnosis"),
+    path("datasets/<str:dataset_id>/difficulty", insights_api.dataset_difficulty, name="api_dataset_difficulty"),
+    path("reviews", reviews_api.reviews, name="api_reviews"),
+    path("graders/<str:grader_id>/agreement", reviews_api.grader_agreement, name="api_grader_agreement"),
+    path("graders/<str:grader_id>/rescore", reviews_api.grader_rescore, name="api_grader_rescore"),
+    path("fine_tuning/jobs/<str:job_id>/checkpoints/<str:checkpoint_id>/download", evals_api.checkpoint_download,
+         name="api_checkpoint_download"),
+    path("chat/completions", chat_api.chat_completions, name="api_chat_completions"),
+    path("models", chat_api.models, name="api_models"),
+    path("models/<path:model_id>", chat_api.model_detail, name="api_model_detail"),
 ]

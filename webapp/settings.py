@@ -97,6 +97,9 @@ INSTALLED_APPS = [
     "webapp.datasets",
     "webapp.graders",
     "webapp.runs",
+    "webapp.insights",
+    "webapp.reviews",
+    "webapp.evals",
 ]
 
 MIDDLEWARE = [
@@ -220,9 +223,28 @@ STUDIO_HEARTBEAT_SECONDS = env_int("STUDIO_HEARTBEAT_SECONDS", 10)
 STUDIO_WORKER_LOST_SECONDS = env_int("STUDIO_WORKER_LOST_SECONDS", 120)
 STUDIO_LOST_CHECK_SECONDS = env_int("STUDIO_LOST_CHECK_SECONDS", 30)  # how often beat looks for lost workers
 # Where the training workers train; sizes "auto" launch settings. "auto": like this machine.
+# Evaluations load models: they go to the training workers (where the GPUs are) by default.
+STUDIO_EVAL_QUEUE = os.environ.get("STUDIO_EVAL_QUEUE", "training").strip() or "training"
+# The inference engine (playground, /v1/chat/completions): an OpenAI-compatible server in its own
+# process. `transformers` is `transformers serve` (started by `make run`); `vllm` is a vLLM server
+# started with --enable-lora (adapters are loaded into it at run time). See README, "Inference".
+STUDIO_INFERENCE_URL = os.environ.get(
+    "STUDIO_INFERENCE_URL", f"http://127.0.0.1:{os.environ.get('STUDIO_INFERENCE_PORT', '8001')}").rstrip("/")
+STUDIO_INFERENCE_ENGINE = os.environ.get("STUDIO_INFERENCE_ENGINE", "transformers").strip().lower()
+if STUDIO_INFERENCE_ENGINE not in ("transformers", "vllm"):
+    raise ImproperlyConfigured(f"STUDIO_INFERENCE_ENGINE must be transformers or vllm (got {STUDIO_INFERENCE_ENGINE!r})")
+STUDIO_INFERENCE_API_KEY = os.environ.get("STUDIO_INFERENCE_API_KEY", "")
+STUDIO_INFERENCE_TIMEOUT = env_int("STUDIO_INFERENCE_TIMEOUT", 300)
+STUDIO_CHAT_MAX_TOKENS = env_int("STUDIO_CHAT_MAX_TOKENS", 2048)
 STUDIO_TRAINING_DEVICE = os.environ.get("STUDIO_TRAINING_DEVICE", "auto").strip().lower()
 if STUDIO_TRAINING_DEVICE not in ("auto", "cpu", "cuda"):
     raise ImproperlyConfigured(f"STUDIO_TRAINING_DEVICE must be auto, cpu or cuda (got {STUDIO_TRAINING_DEVICE!r})")
+
+# How many GPUs (processes) of a training worker one run uses: above 1 the training task
+# starts torchrun with that many processes (data parallel, see README "Several GPUs per run").
+STUDIO_GPUS_PER_RUN = env_int("STUDIO_GPUS_PER_RUN", 1)
+if STUDIO_GPUS_PER_RUN < 1:
+    raise ImproperlyConfigured(f"STUDIO_GPUS_PER_RUN must be at least 1 (got {STUDIO_GPUS_PER_RUN})")
 
 # --- Celery: a broker that needs no server by default ---
 CELERY_QUEUE_DIR = STUDIO_DATA_DIR / "broker"

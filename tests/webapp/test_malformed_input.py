@@ -79,6 +79,19 @@ ENDPOINTS: dict[str, tuple[Callable[[dict], dict], dict[str, Callable[[dict], di
     "api_job_checkpoints": (lambda o: {"job_id": o["run"]}, {"get": None}),
     "api_job_metrics": (lambda o: {"job_id": o["run"]}, {"get": None}),
     "api_job_samples": (lambda o: {"job_id": o["run"]}, {"get": None}),
+    "api_job_diagnosis": (lambda o: {"job_id": o["run"]}, {"get": None}),
+    "api_dataset_difficulty": (lambda o: {"dataset_id": o["dataset"]}, {"get": None}),
+    "api_reviews": (lambda o: {}, {"post": lambda o: {"grader_id": o["grader"], "sample_id": o["sample"],
+                                                      "criterion": "", "score": 1, "reviewer_note": "n"}}),
+    "api_grader_agreement": (lambda o: {"grader_id": o["grader"]}, {"get": None}),
+    "api_grader_rescore": (lambda o: {"grader_id": o["grader"]}, {"post": lambda o: {}}),
+    "api_checkpoint_download": (lambda o: {"job_id": o["run"], "checkpoint_id": o["checkpoint"]}, {"get": None}),
+    # a model that does not exist: every field is checked before the model (and the engine) is reached
+    "api_chat_completions": (lambda o: {}, {"post": lambda o: {
+        "model": "ft:x:ftjob-none", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5,
+        "temperature": 0.5, "top_p": 0.9, "n": 1, "seed": 1, "stop": ["x"], "stream": False}}),
+    "api_models": (lambda o: {}, {"get": None}),
+    "api_model_detail": (lambda o: {"model_id": "smollm2-135m-instruct"}, {"get": None}),
 }
 
 

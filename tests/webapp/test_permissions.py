@@ -10,9 +10,12 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from tests.helpers import jsonl, rft_row
 from tests.webapp.runs.factories import make_run
 from webapp.datasets.services import file_create
+from webapp.evals.models import AbReview, Evaluation
 from webapp.graders.models import GraderCheck
 from webapp.graders.services import grader_create
+from webapp.insights.models import DifficultyProfile
 from webapp.projects.models import Membership
+from webapp.reviews.models import ReviewItem
 from webapp.runs.models import RunPreflight, SampleFeedback
 
 RANK = {"outsider": 0, "viewer": 1, "editor": 2, "owner": 3}
@@ -76,6 +79,41 @@ RUN_URLS = {  # the run pages (the launch form's entries are with the launch tes
     "runs:preflight": ("get", "editor", lambda o: {"pk": o["preflight"]}, None),
 }
 
+EXPERT_URLS = {  # the expert's loop: findings, reviews, agreement, difficulty (webapp.insights, webapp.reviews)
+    "insights:run_findings": ("get", "viewer", run_kw(), None),
+    "insights:regrade": ("post", "editor", run_kw(), dict),
+    "insights:difficulty": ("get", "viewer", lambda o: {"pk": o["dataset"]}, None),
+    "insights:difficulty_start": ("post", "editor", lambda o: {"pk": o["dataset"]}, dict),
+    "insights:difficulty_status": ("get", "viewer", lambda o: {"profile_pk": o["difficulty"]}, None),
+    "insights:difficulty_apply": ("post", "editor", lambda o: {"profile_pk": o["difficulty"]}, dict),
+    "insights:difficulty_review": ("post", "editor", lambda o: {"profile_pk": o["difficulty"]}, dict),
+    "reviews:index": ("get", "viewer", lambda o: {}, None),
+    "reviews:grader": ("get", "viewer", lambda o: {"pk": o["grader"]}, None),
+    "reviews:report": ("get", "viewer", lambda o: {"pk": o["grader"]}, None),
+    "reviews:rescore": ("post", "editor", lambda o: {"pk": o["grader"]}, dict),
+    "reviews:add": ("post", "editor", lambda o: {"pk": o["grader"]}, lambda: {"source": "pasted", "output_text": "a"}),
+    "reviews:next": ("get", "viewer", lambda o: {"pk": o["grader"]}, None),
+    "reviews:item": ("post", "viewer", lambda o: {"pk": o["grader"], "item_pk": o["review_item"]},
+                     lambda: {"score-total": "1"}),
+}
+
+EVAL_URLS = {  # evaluations (webapp/evals)
+    "evals:list": ("get", "viewer", lambda o: {}, None),
+    "evals:new": ("post", "editor", lambda o: {}, dict),  # an empty form: 400 with field errors
+    "evals:compare": ("get", "viewer", lambda o: {}, None),
+    "evals:run_summary": ("get", "viewer", lambda o: {"run_pk": o["run"]}, None),
+    "evals:detail": ("get", "viewer", lambda o: {"pk": o["evaluation"]}, None),
+    "evals:progress": ("get", "viewer", lambda o: {"pk": o["evaluation"]}, None),
+    "evals:cancel": ("post", "editor", lambda o: {"pk": o["evaluation"]}, dict),
+    "evals:ab_new": ("post", "editor", lambda o: {}, dict),
+    "evals:ab_review": ("post", "viewer", lambda o: {"pk": o["ab_review"]}, lambda: {"pick": "tie"}),
+    "evals:ab_results": ("get", "viewer", lambda o: {"pk": o["ab_review"]}, None),
+    "playground:page": ("get", "viewer", lambda o: {}, None),
+    "playground:tasks": ("get", "viewer", lambda o: {}, None),
+    "playground:stream": ("post", "viewer", lambda o: {}, lambda: {"model": "nope", "message": "hi"}),
+    "playground:grade": ("post", "viewer", lambda o: {}, dict),
+}
+
 # url name -> (method, minimum role, kwargs(objs) -> dict, post data factory)
 PROJECT_URLS = {
     "projects:detail": ("get", "viewer", lambda o: {}, None),
@@ -97,6 +135,8 @@ PROJECT_URLS = {
     "datasets:task_delete": ("post", "editor", lambda o: {"pk": o["dataset"], "task_pk": o["task"]}, dict),
     **GRADER_URLS,
     **RUN_URLS,
+    **EXPERT_URLS,
+    **EVAL_URLS,
 }
 API_URLS = {  # name -> [(method, minimum role)]
     "api_files": [("get", "viewer"), ("post", "editor")],
@@ -115,9 +155,19 @@ API_URLS = {  # name -> [(method, minimum role)]
     "api_job_checkpoints": [("get", "viewer")],
     "api_job_metrics": [("get", "viewer")],
     "api_job_samples": [("get", "viewer")],
+    "api_job_diagnosis": [("get", "viewer")],
+    "api_dataset_difficulty": [("get", "viewer")],
+    "api_reviews": [("post", "viewer")],
+    "api_grader_agreement": [("get", "viewer")],
+    "api_grader_rescore": [("post", "editor")],
+    "api_checkpoint_download": [("get", "viewer")],
+    "api_chat_completions": [("post", "viewer")],
+    "api_models": [("get", "viewer")],
+    "api_model_detail": [("get", "viewer")],
 }
-# Allowed callers may still get these statuses (the action does not fit the run's state).
-API_ALLOWED_STATUS = {"api_job_resume": {400}}
+# Allowed callers may still get these statuses (the action does not fit the run's state; no
+# inference engine runs in this test: a chat answer is 503 once access is granted).
+API_ALLOWED_STATUS = {"api_job_resume": {400}, "api_chat_completions": {503}}
 
 
 def grader_api_call(client, method, name, objs):
@@ -140,8 +190,27 @@ def job_api_call(client, method, name, objs):
     return getattr(client, method)(reverse(name, kwargs={"job_id": objs["run"]}), content_type="application/json")
 
 
+def review_api_call(client, method, name, objs):
+    if name == "api_dataset_difficulty":
+        return client.get(reverse(name, kwargs={"dataset_id": objs["dataset"]}))
+    if name == "api_reviews":
+        return client.post(reverse(name), {"grader_id": objs["grader"], "sample_id": objs["sample"], "score": 1},
+                           content_type="application/json")
+    return getattr(client, method)(reverse(name, kwargs={"grader_id": objs["grader"]}), content_type="application/json")
+
+
 API_CALLS = {name: grader_api_call for name in ("api_grader_validate", "api_grader_run", "api_graders", "api_grader_detail")}
+API_CALLS.update({name: review_api_call for name in ("api_reviews", "api_grader_agreement", "api_grader_rescore",
+                                                     "api_dataset_difficulty")})
 API_CALLS.update({name: job_api_call for name in API_URLS if name.startswith("api_job")})
+API_CALLS["api_checkpoint_download"] = lambda client, method, name, objs: client.get(
+    reverse(name, kwargs={"job_id": objs["run"], "checkpoint_id": objs["checkpoint"]}))
+API_CALLS["api_models"] = lambda client, method, name, objs: client.get(reverse(name))
+API_CALLS["api_model_detail"] = lambda client, method, name, objs: client.get(
+    reverse(name, kwargs={"model_id": "smollm2-135m-instruct"}))
+API_CALLS["api_chat_completions"] = lambda client, method, name, objs: client.post(reverse(name), {
+    "model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}]},
+    content_type="application/json")
 # Not scoped to a project; each is covered by the tests named here.
 OTHER_URLS = {
     "home": "test_login_required_everywhere", "login": "test_login_page", "logout": "test_login_page",
@@ -186,10 +255,19 @@ def make_objects(project, users, make_user):
     sample = run.samples.first()
     feedback = SampleFeedback.objects.create(sample=sample, user=users["owner"], comment="wrong")
     preflight = RunPreflight.objects.create(project=project, dataset=dataset, grader_spec=GRADER_SPEC, config={})
+    difficulty = DifficultyProfile.objects.create(project=project, dataset=dataset, grader_spec=GRADER_SPEC,
+                                                  base_model="tiny", k=2, max_tasks=2)
+    review_item = ReviewItem.objects.create(project=project, grader_name=grader.name, source="pasted",
+                                            prompt=[{"role": "user", "content": "q1"}], item={}, output_text="a")
+    evaluation = Evaluation.objects.create(project=project, model_name="smollm2-135m-instruct",
+                                           base_model="smollm2-135m-instruct", dataset=dataset, split="train",
+                                           grader_spec=GRADER_SPEC, run=run, purpose="run_base")
+    ab_review = AbReview.objects.create(project=project, baseline=evaluation, candidate=evaluation)
     return {"preflight": preflight.pk, "dataset": dataset.pk, "task": dataset.tasks.first().pk, "membership": membership.pk, "file": file.id,
             "grader": grader.pk, "check": check.pk, "run": run.pk, "sample": sample.pk,
-            "task_key": sample.task_key, "checkpoint": run.checkpoints.get().pk,
-            "feedback": feedback.pk}
+            "task_key": sample.task_key, "checkpoint": run.checkpoints.get().pk, "evaluation": evaluation.pk,
+            "ab_review": ab_review.pk, "review_item": review_item.pk,
+            "difficulty": difficulty.pk, "feedback": feedback.pk}
 
 
 @pytest.fixture
@@ -225,7 +303,8 @@ def test_project_urls(name, who, world, client_for):
 
 
 ALL_OBJECT_KEYS = dict.fromkeys(["dataset", "task", "membership", "grader", "check", "run", "sample",
-                                 "checkpoint", "task_key", "preflight", "feedback"], 1)
+                                 "checkpoint", "task_key", "preflight", "review_item", "difficulty",
+                                 "feedback", "evaluation", "ab_review"], 1)
 
 
 @pytest.mark.parametrize("name", sorted(n for n, (_, _, kw, _) in PROJECT_URLS.items() if kw(ALL_OBJECT_KEYS)))

@@ -220,7 +220,7 @@ def test_try_it_and_run_api_stop_at_the_time_budget(project_with_roles, client_f
     response = client_for(users["viewer"]).post(reverse("graders:try", args=[project.slug, grader.pk]),
                                                 {"sample": SLOW_ANSWER}, headers={"HX-Request": "true"})
     assert response.status_code == 200 and time.monotonic() - start < 5
-    assert "not graded: grading ran out of the time this request may take" in response.content.decode()
+    assert "ran out of the time this request may take" in response.content.decode()  # the reason, in words
     start = time.monotonic()
     body = api_client_for(users["viewer"], project).post(
         "/v1/fine_tuning/alpha/graders/run", {"grader": many, "model_sample": SLOW_ANSWER},

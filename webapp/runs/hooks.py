@@ -22,6 +22,7 @@ from typing import Any
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from trainer.export import export_size
 from trainer.hooks import Hooks, clean_json
 
 from .models import Run, RunCheckpoint, RunEvent, RunMetric, RunSample
@@ -38,8 +39,11 @@ def folder_size(path: str | Path) -> int:
 
 
 class DbHooks(Hooks):
-    def __init__(self, run: Run, *, flush_seconds: float = 2.0):
+    def __init__(self, run: Run, *, flush_seconds: float = 2.0, diagnose_seconds: float = 10.0):
         self.run_id = run.pk
+        self.diagnose_seconds = diagnose_seconds
+        self._last_diagnosis = time.monotonic()
+        self.base_model = run.base_model  # the download's adapter config names it (its size counts)
         self.total_steps = run.total_steps
         self.flush_seconds = flush_seconds
         self._metrics: list[RunMetric] = []
@@ -79,7 +83,8 @@ class DbHooks(Hooks):
             # resume from this checkpoint never leaves a hole in the metrics.
             self._flush_rows()
             RunCheckpoint.objects.create(run_id=self.run_id, step=step, path=str(path), metrics=metrics,
-                                         valid_reward=valid, size_bytes=folder_size(path))
+                                         valid_reward=valid,
+                                         size_bytes=export_size(path, base_model=self.base_model))
             self._update_best()
 
     def on_checkpoint_removed(self, path: str) -> None:
@@ -118,6 +123,18 @@ class DbHooks(Hooks):
     def flush(self) -> None:
         with transaction.atomic():
             self._flush_rows()
+        if time.monotonic() - self._last_diagnosis >= self.diagnose_seconds:
+            self.diagnose()
+
+    def diagnose(self) -> None:
+        """Announce new findings (webapp.insights) as run events; never stops the run."""
+        from webapp.insights.services import run_findings_record
+
+        self._last_diagnosis = time.monotonic()
+        try:
+            run_findings_record(run_id=self.run_id)
+        except Exception:  # a diagnosis bug must not cost a training run
+            log.exception("diagnosis of run %s failed", self.run_id)
 
     def _flush_rows(self) -> None:
         if self._metrics:

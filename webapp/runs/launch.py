@@ -46,15 +46,19 @@ def launch_error_field(exc: LaunchError) -> tuple[str | None, str]:
     return field, message
 
 
-def _form(access: ProjectAccess, data=None) -> LaunchForm:
+def _form(access: ProjectAccess, data=None, initial=None) -> LaunchForm:
+    from webapp.evals.selectors import trained_model_choices  # "continue training from here"
+
     return LaunchForm(data, project=access.project, graders=grader_list_latest(project=access.project),
-                      base_models=selectors.base_model_choices(), device=training_device())
+                      base_models=selectors.base_model_choices() + trained_model_choices(project=access.project),
+                      device=training_device(), initial=initial)
 
 
 @require_http_methods(["GET", "POST"])
 @project_view(Role.EDITOR)
 def run_launch(request, access: ProjectAccess):
-    form = _form(access, request.POST or None)
+    initial = {k: request.GET[k] for k in ("base_model", "dataset", "grader") if request.GET.get(k)}
+    form = _form(access, request.POST or None, initial=initial or None)
     if request.method == "POST" and form.is_valid():
         try:
             run = run_create(project=access.project, user=request.user, **form.plan_arguments())
@@ -102,7 +106,8 @@ def run_estimate(request, access: ProjectAccess):
     if plan is not None:
         context.update(estimate=selectors.run_estimate(plan=plan), config=plan.config, n_train=plan.n_train,
                        n_valid=plan.n_valid, auto_values=_auto_values(form, plan),
-                       method_label=dict(FIELD_INFO["method"].choices)[plan.config.method])
+                       method_label=dict(FIELD_INFO["method"].choices)[plan.config.method],
+                       grader=plan.run.grader, dataset=plan.run.dataset)
         if checking:
             context["preflight"] = preflight_create(project=access.project, user=request.user, plan=plan)
     return render(request, "runs/_preflight_start.html" if checking else "runs/_estimate.html", context)

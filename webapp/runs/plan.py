@@ -68,10 +68,18 @@ def training_device() -> str:
     return _this_machine_device() if setting == "auto" else setting
 
 
-def base_model_resolve(name: str) -> str:
-    """What the trainer loads for `name`: a built-in name or a registered folder's path."""
+def base_model_resolve(name: str, project: Project | None = None) -> str:
+    """What the trainer loads for `name`: a built-in name, a registered folder's path, or (a
+    project's trained model, "continue training from here") its complete-model folder."""
     from trainer.models import BUILTIN_MODELS
 
+    if project is not None and name.startswith("ft:"):
+        from webapp.evals.selectors import trained_base_folder
+
+        folder, problem = trained_base_folder(project=project, name=name)
+        if folder is None:
+            raise LaunchError(problem, param="model")
+        return folder
     if name in BUILTIN_MODELS:
         return name
     local = LocalBaseModel.objects.filter(name=name).first()
@@ -125,7 +133,7 @@ def run_plan(
         raise LaunchError(f"The training dataset “{dataset.name}” has no training tasks.", param="training_file")
     try:
         config = config_from_openai_hyperparameters(
-            run.hyperparameters, base_model=base_model_resolve(run.base_model), n_train_tasks=n_train,
+            run.hyperparameters, base_model=base_model_resolve(run.base_model, project), n_train_tasks=n_train,
             n_valid_tasks=n_valid, device=device or training_device(), seed=run.seed,
             output_dir=str(run_output_dir(run)), **(overrides or {}),
         )

@@ -118,6 +118,7 @@ def run_execute(*, run_id: str) -> None:
                            resume_from=run.resume_from or None)
     except Exception as exc:  # every failure becomes a readable error on the run
         hooks.flush()
+        hooks.diagnose()
         code = {"ModelLoadError": "model_load_error", "ConfigError": "invalid_config",
                 "TaskError": "invalid_training_file"}.get(type(exc).__name__, "training_error")
         log.exception("run %s failed", run_id)
@@ -126,6 +127,7 @@ def run_execute(*, run_id: str) -> None:
         _fail(run, code=code, message=str(exc) or type(exc).__name__)
         return
     hooks.flush()
+    hooks.diagnose()
     run.refresh_from_db()
     if result.status == "paused":
         run.status, run.requested_action = RunStatus.PAUSED, ""
@@ -137,6 +139,18 @@ def run_execute(*, run_id: str) -> None:
         suffix = f":{run.suffix}" if run.suffix else ""
         run.fine_tuned_model = f"ft:{run.base_model}{suffix}:{run.pk}"
         _finish(run, RunStatus.SUCCEEDED, f"Finished {result.step} steps.")
+        _after_success(run)
+
+
+def _after_success(run: Run) -> None:
+    """Queue the before/after evaluations (base model vs best checkpoint); never fails the run."""
+    from webapp.evals.services import run_evaluations_create
+
+    try:
+        run_evaluations_create(run=run)
+    except Exception as exc:  # noqa: BLE001 - the run itself succeeded
+        log.exception("run %s: queueing its evaluations failed", run.pk)
+        _event(run, "warning", f"Could not queue the before/after evaluation: {exc}")
 
 
 def _finish(run: Run, status: str, message: str) -> None:

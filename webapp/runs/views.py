@@ -8,14 +8,12 @@ is no longer active.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -200,25 +198,29 @@ def run_resume(request, access: ProjectAccess, pk: str):
 @require_GET
 @project_view(Role.VIEWER)
 def checkpoint_download(request, access: ProjectAccess, pk: str, ckpt: str):
-    """The checkpoint folder as a zip (weights + configs + tokenizer; no optimizer state)."""
-    from trainer.checkpoints import checkpoint_export_zip
+    """The checkpoint as a streamed zip: `?format=adapter` (default for LoRA runs: the PEFT
+    adapter) or `merged` (a complete model); with a model card, never the optimizer state."""
+    from webapp.evals import exports
 
     run = selectors.run_get(project=access.project, pk=pk)
     checkpoint = get_object_or_404(RunCheckpoint, run=run, pk=ckpt)
-    folder = Path(checkpoint.path)
-    if not folder.is_dir():
+    fmt = request.GET.get("format") or ("adapter" if exports.is_adapter_checkpoint(checkpoint.path) else "merged")
+    if not Path(checkpoint.path).is_dir():
         raise Http404("This checkpoint's files are gone (pruned or deleted).")
-    tmp_dir = settings.STUDIO_DATA_DIR / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=tmp_dir, suffix=".zip", delete=False) as tmp:
-        zip_path = Path(tmp.name)
+    if fmt == "merged" and not exports.export_merged_request(checkpoint=checkpoint):
+        return render(request, "evals/export_pending.html", {
+            "access": access, "project": access.project, "run": run, "title": run_title(run),
+            "checkpoint": checkpoint, "failed": exports.merged_failed(checkpoint)}, status=202)
     try:
-        checkpoint_export_zip(folder, zip_path)
-        handle = open(zip_path, "rb")  # noqa: SIM115 - FileResponse closes it
-    finally:
-        zip_path.unlink(missing_ok=True)  # the open handle keeps the data readable (POSIX)
-    name = f"{run.suffix or run.pk}-step-{checkpoint.step}.zip".replace('"', "")
-    return FileResponse(handle, as_attachment=True, filename=name, content_type="application/zip")
+        name, entries = exports.download_entries(checkpoint=checkpoint, fmt=fmt)
+    except FileNotFoundError as exc:
+        raise Http404(str(exc)) from None
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        return redirect("runs:detail", slug=access.project.slug, pk=run.pk)
+    response = StreamingHttpResponse(exports.zip_stream(entries), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 # --- samples ---------------------------------------------------------------------------------

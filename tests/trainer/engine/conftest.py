@@ -20,10 +20,12 @@ CHAT_TEMPLATE = (
 )
 
 
-def make_tiny_model(path: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
-    """Write a random Llama with a character-level tokenizer to `path` and return it."""
+def make_tiny_model(path: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0, arch: str = "llama",
+                    **config_extra) -> Path:
+    """Write a random causal LM (Llama unless `arch` names another transformers architecture,
+    e.g. "gemma2", "mistral") with a character-level tokenizer to `path` and return it."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
     vocab = {tok: i for i, tok in enumerate(SPECIALS + CHARS)}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
@@ -33,12 +35,13 @@ def make_tiny_model(path: Path, *, hidden: int = 32, layers: int = 2, seed: int 
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>",
                                         pad_token="<pad>", unk_token="<unk>")
     tokenizer.chat_template = CHAT_TEMPLATE
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=hidden, intermediate_size=2 * hidden,
-                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=1024, tie_word_embeddings=True,
-                         eos_token_id=vocab["<|im_end|>"], pad_token_id=vocab["<pad>"], bos_token_id=None)
+    config = AutoConfig.for_model(arch, vocab_size=len(vocab), hidden_size=hidden, intermediate_size=2 * hidden,
+                                  num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                                  head_dim=hidden // 4, max_position_embeddings=1024, tie_word_embeddings=True,
+                                  eos_token_id=vocab["<|im_end|>"], pad_token_id=vocab["<pad>"], bos_token_id=None,
+                                  **config_extra)
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    model = AutoModelForCausalLM.from_config(config)
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)

@@ -181,9 +181,11 @@ def test_checkpoint_download_is_a_zip_of_the_folder(world, client_for):
     ckpt = run.checkpoints.get()
     response = client_for(users["viewer"]).get(url("checkpoint_download", run, ckpt=ckpt.pk))
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
-    assert "attachment" in response["Content-Disposition"] and "step-4.zip" in response["Content-Disposition"]
+    # a full fine-tuning checkpoint: the complete model, a model card, no optimizer state or server config
+    assert "attachment" in response["Content-Disposition"] and "step-4-merged.zip" in response["Content-Disposition"]
     names = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).namelist()
-    assert sorted(names) == ["step-000004/config.json", "step-000004/model.safetensors", "step-000004/train_config.json"]
+    root = f"{run.pk}-step-4-merged"
+    assert sorted(names) == [f"{root}/README.md", f"{root}/config.json", f"{root}/model.safetensors"]
     import shutil
 
     shutil.rmtree(ckpt.path)

@@ -1,30 +1,14 @@
-from pathlib import Path
-
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from trainer.grading import weighted_mean_formula
+from webapp.core.demo import DEMO_FILE, DEMO_GRADER, DEMO_RUBRIC, HOLDOUT_PERCENT, SPLIT_SEED
 from webapp.datasets.services import Upload, dataset_import_jsonl
 from webapp.graders.services import grader_create
 from webapp.projects.models import Project
 from webapp.projects.services import project_create
 
 DEMO_SLUG = "demo"
-DEMO_FILE = Path(__file__).resolve().parents[2] / "demo" / "support_triage.jsonl"
-CATEGORIES = ["billing", "shipping", "technical", "account"]
-# The rubric an expert would build for the demo: the right category (weight 3) and an
-# answer of one word (weight 1), so partly-right answers get partial credit to learn from.
-DEMO_GRADER = {
-    "type": "multi",
-    "name": "Support triage rubric",
-    "graders": {
-        "correct_category": {"type": "choice_match", "name": "correct_category",
-                             "reference": "{{item.reference_answer}}", "options": CATEGORIES},
-        "one_word": {"type": "length_bounds", "name": "one_word", "unit": "words", "min": 1, "max": 2},
-    },
-    "calculate_output": weighted_mean_formula({"correct_category": 3, "one_word": 1}),
-}
 
 
 class Command(BaseCommand):
@@ -48,10 +32,11 @@ class Command(BaseCommand):
         dataset = dataset_import_jsonl(
             project=project, name="Support triage", user=admin,
             train=Upload(name=DEMO_FILE.name, size=len(data), read=lambda: data),
-            holdout_percent=25, seed=0,
+            holdout_percent=HOLDOUT_PERCENT, seed=SPLIT_SEED,
         )
         grader = grader_create(project=project, name="Support triage rubric", spec=DEMO_GRADER, user=admin,
-                               dataset=dataset, description="Right category (×3), answered in one word (×1).")
+                               rubric=DEMO_RUBRIC, dataset=dataset,
+                               description="Right category (weight 3), answered in one word (weight 1).")
         self.stdout.write(self.style.SUCCESS(
             f"Created demo project with dataset “{dataset.name}” ({dataset.tasks.count()} tasks) "
             f"and grader “{grader.name}”."
