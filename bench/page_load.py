@@ -56,6 +56,24 @@ def measure(page, url: str, chart: bool) -> dict:
             "chart_ms": drawn, "kb": timing["transferred"] / 1024}
 
 
+def extra_objects(info: dict) -> dict:
+    """A grader (for its page and the New run form) and a second run (for the compare page)."""
+    from django.db import connection
+
+    from webapp.graders.services import grader_create
+    from webapp.runs.models import Run, new_run_id
+
+    run = Run.objects.get(pk=info["run"])
+    grader = grader_create(project=run.project, name="Route", user=run.created_by, dataset=run.dataset, spec={
+        "type": "string_check", "name": "route", "input": "{{sample.output_text}}",
+        "reference": "{{item.reference_answer}}", "operation": "eq"})
+    other = Run.objects.get(pk=run.pk)
+    other.id, other.suffix, other.config = new_run_id(), "load-bench-2", {"learning_rate": 2e-5}
+    other.save(force_insert=True)
+    connection.close()
+    return {"grader": grader.pk, "other_run": other.pk}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--loads", type=int, default=5)
@@ -66,6 +84,7 @@ def main() -> None:
     env = {**os.environ, "STUDIO_DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "webapp.settings"}
     env.pop("DATABASE_URL", None)
     info = setup(data_dir, args.history, args.history + 100)
+    info.update(extra_objects(info))
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     port = free_port()
     server = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "webapp.wsgi", "--bind", f"127.0.0.1:{port}",
@@ -83,6 +102,9 @@ def main() -> None:
             ("runs list", reverse("runs:list", args=[slug]), False),
             ("run page", reverse("runs:detail", args=[slug, run]), True),
             ("samples", reverse("runs:samples", args=[slug, run]), False),
+            ("new run", reverse("runs:launch", args=[slug]), False),
+            ("grader", reverse("graders:detail", args=[slug, info["grader"]]), False),
+            ("compare", reverse("runs:compare", args=[slug]) + f"?run={run}&run={info['other_run']}", True),
         ]
         from playwright.sync_api import sync_playwright
 

@@ -6,6 +6,7 @@
   "use strict";
   const POLL_MS = 2000;
   const COLORS = ["#2f5bea", "#d9480f", "#2b8a3e", "#ae3ec9", "#e67700", "#0c8599", "#c2255c", "#5f3dc4"];
+  let CRITERIA_NAMES = {};  // criterion key -> the name its author gave it (from the page's data)
   const PLOT_CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
 
   function layout(extra) {
@@ -42,8 +43,10 @@
         line("train/reward_mean", "training", COLORS[0]),
         ...band("valid/reward", COLORS[1], "validation 95 % range"),
         line("valid/reward_mean", "validation", COLORS[1], { mode: "lines+markers", marker: { size: 6 } })],
-      "chart-criteria": criteria.map((k, i) => line(k, k.slice("train/grader/".length, -"_mean".length),
-        COLORS[i % COLORS.length])),
+      "chart-criteria": criteria.map((k, i) => {
+        const key = k.slice("train/grader/".length, -"_mean".length);
+        return line(k, CRITERIA_NAMES[key] || key, COLORS[i % COLORS.length]);
+      }),
       "chart-kl": [line("train/kl", "drift (KL)", COLORS[2])],
       "chart-entropy": [line("train/entropy", "variety (entropy)", COLORS[3])],
       "chart-length": [line("train/completion_tokens_mean", "mean", COLORS[4]),
@@ -140,6 +143,7 @@
     const dataEl = document.getElementById("run-chart-data");
     if (!root || !dataEl || typeof Plotly === "undefined") return;
     const initial = JSON.parse(dataEl.textContent);
+    CRITERIA_NAMES = initial.criteria || {};
     drawAll(root, initial.series, false);
     let last = initial.last_step;
     root.dataset.lastStep = String(last);

@@ -67,7 +67,7 @@ def run_launch(request, access: ProjectAccess):
         except ValidationError as exc:
             form.add_error(None, exc.messages)
         else:
-            messages.success(request, f"Run {run.pk} launched: {run.total_steps} steps.")
+            messages.success(request, f"Run launched: {run.total_steps} steps.")
             return redirect("runs:detail", slug=access.project.slug, pk=run.pk)
     return render(request, "runs/launch.html", {
         "access": access, "project": access.project, "form": form,

@@ -60,7 +60,13 @@ def run_timeline(*, run: Run, limit: int = 50) -> tuple[list[dict], int]:
     (the API's events keep them all)."""
     messages = run.events.filter(type="message")
     pruned = messages.filter(message__startswith=PRUNED_PREFIX).count()
-    items = [{"time": e.created_at, "level": e.level, "text": e.message, "kind": "message"}
+    path = (run.config or {}).get("base_model")
+    hide_path = path if path and path != run.base_model and "/" in path else None
+
+    def words(text: str) -> str:  # the trainer names the model folder; the page names the model
+        return text.replace(hide_path, run.base_model) if hide_path else text
+
+    items = [{"time": e.created_at, "level": e.level, "text": words(e.message), "kind": "message"}
              for e in messages.exclude(message__startswith=PRUNED_PREFIX).order_by("-id")[:limit]]
     checks = (RunMetric.objects.filter(run=run, data__has_key="valid/reward_mean").order_by("step")
               .values_list("step", "created_at", "data__valid/reward_mean", "data__valid/n_samples"))

@@ -153,14 +153,16 @@ def run_time_left(*, run: Run) -> tuple[int, int] | None:
     config = run.config or {}
     device = "cuda" if config.get("device") == "cuda" else "cpu"
     shape = Shape.of_config(config)
-    prior = comparable_step_times(base_model=run.base_model, device=device, shape=shape, exclude=run.pk)
     own = list(run.metrics.filter(step__gt=1).order_by("-step").values_list("data", flat=True)[:HISTORY_STEPS])
     steps = [s for s in (_train_seconds(d) for d in own) if s is not None]
-    times = prior
-    if len(steps) >= OWN_STEPS_NEEDED:
-        evals = [d["time/eval"] for d in own if d.get("time/eval")]
-        low, mid, high = _spread(steps)
-        times = StepTimes(low, mid, high, statistics.median(evals) if evals else prior.eval_s, 0.0, "this run")
+    evals = [d["time/eval"] for d in own if d.get("time/eval")]
+    if len(steps) >= OWN_STEPS_NEEDED and evals:  # the page polls this: no need to look further
+        times = StepTimes(*_spread(steps), statistics.median(evals), 0.0, "this run")
+    else:
+        prior = comparable_step_times(base_model=run.base_model, device=device, shape=shape, exclude=run.pk)
+        times = prior
+        if len(steps) >= OWN_STEPS_NEEDED:
+            times = StepTimes(*_spread(steps), prior.eval_s, 0.0, "this run")
     remaining = run.total_steps - run.current_step
     interval = int(config.get("eval_interval") or 10)
     return times.total(steps=remaining, evals=evals_in(run.current_step + 1, run.total_steps, interval),

@@ -126,6 +126,7 @@ def run_detail(request, access: ProjectAccess, pk: str):
         # no empty chart for a run that does not measure drift (no KL penalty: no reference model)
         "show_kl": bool((run.config or {}).get("beta")) or "train/kl" in series,
         "chart_data": {"series": series, "last_step": last, "status": run.status, "active": run.is_active,
+                       "criteria": criterion_names(run),
                        "metrics_url": reverse("runs:metrics", args=[access.project.slug, run.pk])},
     })
     return render(request, "runs/detail.html", context)

@@ -247,3 +247,20 @@ def test_settings_errors_from_the_config_name_the_forms_field():
                                                     "and 100 (got 0)", param="hyperparameters"))
     assert field == "learning_rate_multiplier" and "“Learning speed” must be between" in message
     assert launch_error_field(LaunchError("That grader belongs to another project.", param="grader"))[0] == "grader"
+
+
+def test_a_machine_without_a_gpu_driver_is_cpu_without_importing_torch(monkeypatch, tmp_path):
+    """Importing torch takes seconds; the New run page must not pay that where no GPU can exist."""
+    import builtins
+
+    from webapp.runs import plan
+
+    monkeypatch.setattr(plan, "GPU_DRIVER_NODES", (str(tmp_path / "no-such-device"),))
+    real_import = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        assert name != "torch", "torch was imported to find out there is no GPU"
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    assert plan._this_machine_device.__wrapped__() == "cpu"

@@ -93,3 +93,12 @@ def test_runs_list_shows_validation_and_trend(world, client_for):
     body = client_for(users["viewer"]).get(reverse("runs:list", args=[project.slug])).content.decode()
     assert "<th title=\"Latest progress check on the held-out tasks (0 to 1)\">Validation</th>" in body
     assert 'class="valid-score"><strong>' in body and " → " in body and "Train reward" not in body
+
+
+def test_events_name_the_model_not_its_folder(world, client_for):
+    project, users, dataset = world
+    run = make_run(project, dataset, users["owner"], steps=2, base_model="tiny",
+                   config={"base_model": "/srv/models/tiny-folder", "eval_interval": 5})
+    RunEvent.objects.create(run=run, message="Loading base model /srv/models/tiny-folder")
+    body = client_for(users["viewer"]).get(url("detail", run)).content.decode()
+    assert "Loading base model tiny" in body and "/srv/models" not in body
