@@ -26,7 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from webapp.graders.judges import sync_judges
@@ -260,7 +260,11 @@ def evals_adopt(*, project: Project) -> None:
                   "source": {"type": "file_id", "id": _dataset_file_id(evaluation)},
                   "input_messages": {"type": "item_reference", "item_reference": "item.messages"},
                   "sampling_params": {k: v for k, v in (evaluation.sampling or {}).items() if k in SAMPLING_MAP}}
-        EvalRunLink.objects.create(evaluation=evaluation, definition=definition, data_source=source)
+        try:
+            with transaction.atomic():
+                EvalRunLink.objects.create(evaluation=evaluation, definition=definition, data_source=source)
+        except IntegrityError:  # a concurrent request adopted it first
+            continue
 
 
 def _dataset_file_id(evaluation: Evaluation) -> str:
@@ -296,8 +300,12 @@ def _rows_from_file(project: Project, file_id: Any) -> list[dict]:
                 if not isinstance(row, dict):
                     raise EvalInputError(f"{file.filename}, line {n}: each line must be a JSON object.",
                                          "data_source.source.id")
-                # an eval file has {"item", "sample"?} lines; a training file's line is the item itself
-                rows.append(row if "item" in row else {"item": row})
+                # an eval file has {"item", "sample"?} lines; a task file's line is the item itself,
+                # with the answer to grade (jsonl runs) under its "sample" key
+                if "item" not in row:
+                    row = {"item": {k: v for k, v in row.items() if k != "sample"},
+                           **({"sample": row["sample"]} if "sample" in row else {})}
+                rows.append(row)
                 if len(rows) > MAX_EVAL_TASKS:
                     break
     except (OSError, UnicodeDecodeError) as exc:

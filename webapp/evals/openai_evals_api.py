@@ -145,10 +145,14 @@ def output_item_object(evaluation: Evaluation, item: EvalItem, info: list[dict])
 
 
 def _definition(request, eval_id: str, *, min_role: str = Role.VIEWER) -> EvalDefinition:
-    for project in api_projects(request):
-        oe.evals_adopt(project=project)
-    definition = EvalDefinition.objects.filter(pk=eval_id, project__in=api_projects(request)).select_related(
-        "project").first()
+    scope = EvalDefinition.objects.filter(pk=eval_id, project__in=api_projects(request)).select_related("project")
+    definition = scope.first()
+    if definition is None:  # perhaps a browser evaluation's eval, not made yet
+        for project in api_projects(request):
+            oe.evals_adopt(project=project)
+        definition = scope.first()
+    else:
+        oe.evals_adopt(project=definition.project)  # browser evaluations made since join their evals
     if definition is None:
         raise ApiError(f"No eval {eval_id[:80]!r}.", status_code=404, param="eval_id", code="not_found")
     project_access(user=request.user, slug=definition.project.slug, min_role=min_role)

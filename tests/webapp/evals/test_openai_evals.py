@@ -9,6 +9,7 @@ import openai
 import pytest
 from openai import OpenAI
 
+from tests.helpers import jsonl
 from tests.webapp.core.worker import running_worker
 from tests.webapp.evals.conftest import RUBRIC, make_adapter_checkpoint
 from tests.webapp.runs.test_training_e2e import wait_for
@@ -276,6 +277,12 @@ def test_browser_evaluations_list_in_the_sdk(world, live_server, api_key_for):
         assert item.status == ("pass" if all(x.score >= 1 for x in item.results) else "fail")
     assert runs[0].result_counts.passed == sum(i.status == "pass" for i in items)
     assert len(list(client.evals.list())) == 2  # listing again adopts nothing twice
+    # a later browser evaluation of the same tasks and grader joins the same eval
+    later = evaluation_create(project=project, user=users["editor"], model_name=run.fine_tuned_model,
+                              dataset=dataset, split="valid", grader_spec=RUBRIC, name="trained, from the browser")
+    runs = list(client.evals.runs.list(adopted.id, order="desc"))
+    assert [r.id for r in runs] == [later.pk, ev.pk] and runs[0].status == "queued"
+    assert runs[0].model == run.fine_tuned_model and len(list(client.evals.list())) == 2
 
 
 def test_real_worker_runs_an_sdk_eval(world, live_server, api_key_for, settings):
@@ -293,3 +300,35 @@ def test_real_worker_runs_an_sdk_eval(world, live_server, api_key_for, settings)
         done = wait_for(finished, timeout=120, explain=lambda: worker.log_path.read_text()[-3000:])
     assert done.status == "completed" and done.result_counts.model_dump() == {
         "total": 5, "passed": 1, "failed": 3, "errored": 1}
+
+
+def test_file_id_sources_use_an_uploaded_task_file(world, live_server, api_key_for):
+    """A task file uploaded with the Files API is the run's items (each line the item; the
+    jsonl data source grades the answer a line carries under `sample`)."""
+    project, users, dataset, run = world
+    client = sdk(live_server, api_key_for, users["editor"], project)
+    lines = [{"messages": [{"role": "user", "content": f"say {w}"}], "answer": w, "sample": {"output_text": s}}
+             for w, s in (("a", "a"), ("b", "bbbbbb"), ("hello world", "hello world"))]
+    file = client.files.create(file=("tasks.jsonl", jsonl(lines)), purpose="fine-tune")
+    ev = make_eval(client)
+    given = client.evals.runs.create(ev.id, data_source={"type": "jsonl", "source": {"type": "file_id",
+                                                                                      "id": file.id}})
+    eval_run_execute(evaluation_id=given.id)
+    given = client.evals.runs.retrieve(given.id, eval_id=ev.id)
+    # a: exact pass, length 0.1 fail; b: exact fail, length 0.6 pass; hello world: both pass
+    assert given.result_counts.model_dump() == {"total": 3, "passed": 1, "failed": 2, "errored": 0}
+    first = client.evals.runs.output_items.list(given.id, eval_id=ev.id, limit=1).data[0]
+    assert "sample" not in first.datasource_item and first.datasource_item["answer"] == "a"
+    answered = client.evals.runs.create(ev.id, data_source={
+        "type": "completions", "model": "tiny", "source": {"type": "file_id", "id": file.id},
+        "input_messages": {"type": "item_reference", "item_reference": "item.messages"},
+        "sampling_params": {"max_completion_tokens": 3}})
+    eval_run_execute(evaluation_id=answered.id)
+    answered = client.evals.runs.retrieve(answered.id, eval_id=ev.id)
+    assert answered.status == "completed" and answered.result_counts.total == 3
+    outputs = [i.sample.output[0].content for i in client.evals.runs.output_items.list(answered.id, eval_id=ev.id)]
+    assert outputs != ["a", "bbbbbb", "hello world"]  # the model answered; the lines' samples were not used
+    with pytest.raises(openai.BadRequestError) as err:
+        client.evals.runs.create(ev.id, data_source={"type": "jsonl", "source": {"type": "file_id",
+                                                                                 "id": "file-nope"}})
+    assert err.value.body["param"] == "data_source.source.id"
