@@ -332,3 +332,22 @@ def test_file_id_sources_use_an_uploaded_task_file(world, live_server, api_key_f
         client.evals.runs.create(ev.id, data_source={"type": "jsonl", "source": {"type": "file_id",
                                                                                  "id": "file-nope"}})
     assert err.value.body["param"] == "data_source.source.id"
+
+
+def test_a_run_that_cannot_load_its_model_fails_readably(world, live_server, api_key_for):
+    import shutil
+
+    project, users, dataset, run = world
+    client = sdk(live_server, api_key_for, users["editor"], project)
+    ev = make_eval(client)
+    created = client.evals.runs.create(ev.id, data_source={
+        "type": "completions", "model": run.fine_tuned_model, "source": given_source(),
+        "input_messages": {"type": "template", "template": [{"role": "user", "content": "say {{item.answer}}"}]}})
+    shutil.rmtree(run.checkpoints.get().path)  # pruned between queueing and running
+    eval_run_execute(evaluation_id=created.id)
+    failed = client.evals.runs.retrieve(created.id, eval_id=ev.id)
+    assert failed.status == "failed" and failed.error.code == "run_failed"
+    assert "is gone" in failed.error.message and failed.result_counts.total == 0
+    with pytest.raises(openai.BadRequestError):
+        client.evals.runs.cancel(created.id, eval_id=ev.id)  # nothing left to cancel
+    assert client.evals.runs.delete(created.id, eval_id=ev.id).deleted is True
