@@ -137,14 +137,14 @@ def criteria_of_spec(spec: dict) -> list[dict]:
     return [{**spec, "_key": ""}]
 
 
-def item_scores(evaluation: Evaluation, item: EvalItem, info: list[dict]) -> list[dict]:
-    """[{name, type, score, passed}] of one item, per criterion."""
+def item_scores(sub_rewards: dict, reward: float, info: list[dict]) -> list[dict]:
+    """[{name, type, score, passed}] of one item (its `sub_rewards` and `reward`), per criterion."""
     out = []
     for c in info:
-        if c["key"] and c["key"] in item.sub_rewards:
-            unit = float(item.sub_rewards[c["key"]])
+        if c["key"] and c["key"] in sub_rewards:
+            unit = float(sub_rewards[c["key"]])
         elif len(info) == 1:
-            unit = float(item.reward)
+            unit = float(reward)
         else:
             unit = 0.0
         score = c["low"] + unit * (c["high"] - c["low"])
@@ -519,8 +519,7 @@ def _sample_text(sample: dict | None) -> str:
 def _passed(info: list[dict], sub_rewards: dict, reward: float, has_error: bool) -> bool:
     if has_error:
         return False
-    fake = EvalItem(sub_rewards=sub_rewards, reward=reward)
-    return all(r["passed"] for r in item_scores(None, fake, info))
+    return all(r["passed"] for r in item_scores(sub_rewards, reward, info))
 
 
 def eval_run_execute(*, evaluation_id: str, flush_seconds: float = 1.0, on_item=None) -> None:
@@ -596,7 +595,7 @@ def eval_run_execute(*, evaluation_id: str, flush_seconds: float = 1.0, on_item=
 def _grade_given(evaluation, rows, scope, add, stop_requested) -> None:
     from trainer.grading import grade_batch
 
-    chunk = 16
+    chunk = 64
     for c0 in range(0, len(rows), chunk):
         if stop_requested():
             return
@@ -659,14 +658,15 @@ def run_counts(evaluation: Evaluation, info: list[dict]) -> dict:
     """result_counts and per_testing_criteria_results from the stored items."""
     counts = {"total": 0, "passed": 0, "failed": 0, "errored": 0}
     per = [{"testing_criteria": c["name"], "passed": 0, "failed": 0} for c in info]
-    for item in evaluation.items.only("sub_rewards", "reward", "has_error", "passed"):
+    for sub_rewards, reward, has_error, passed in evaluation.items.values_list("sub_rewards", "reward", "has_error",
+                                                                               "passed"):
         counts["total"] += 1
-        if item.has_error:
+        if has_error:
             counts["errored"] += 1
-        elif item.passed:
+        elif passed:
             counts["passed"] += 1
         else:
             counts["failed"] += 1
-        for slot, r in zip(per, item_scores(evaluation, item, info), strict=True):
+        for slot, r in zip(per, item_scores(sub_rewards, reward, info), strict=True):
             slot["passed" if r["passed"] else "failed"] += 1  # each criterion on its own score
     return {"result_counts": counts, "per_testing_criteria_results": per}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Sum
 from django.urls import reverse
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
@@ -94,9 +95,9 @@ def run_object(request, evaluation: Evaluation) -> dict:
     usage = []
     if link.data_source.get("type") == "completions" and evaluation.done_items:
         invocations = evaluation.items.count() * evaluation.n_samples
-        prompt = evaluation.prompt_tokens or sum(i.prompt_tokens for i in evaluation.items.only("prompt_tokens"))
-        completion = evaluation.completion_tokens or sum(
-            i.completion_tokens for i in evaluation.items.only("completion_tokens"))
+        sums = evaluation.items.aggregate(prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"))
+        prompt = evaluation.prompt_tokens or (sums["prompt"] or 0) * evaluation.n_samples
+        completion = evaluation.completion_tokens or sums["completion"] or 0
         usage.append({"model_name": evaluation.model_name, "invocation_count": invocations,
                       "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
                       "cached_tokens": 0})
@@ -125,7 +126,7 @@ def output_item_object(evaluation: Evaluation, item: EvalItem, info: list[dict])
         "eval_id": evaluation.openai_run.definition_id, "created_at": _ts(item.created_at),
         "status": "pass" if item.passed else "fail", "datasource_item_id": item.index,
         "datasource_item": item.item if evaluation.dataset_id is None else {**item.item, "messages": item.prompt},
-        "results": [{**r, "sample": None} for r in oe.item_scores(evaluation, item, info)],
+        "results": [{**r, "sample": None} for r in oe.item_scores(item.sub_rewards, item.reward, info)],
         "sample": {
             "input": [{"role": m.get("role", "user"), "content": m.get("content", "")} for m in item.prompt
                       if isinstance(m, dict)],

@@ -239,8 +239,8 @@ def test_cancel_queued_and_in_progress(world, live_server, api_key_for):
     assert client.evals.runs.retrieve(queued.id, eval_id=ev.id).result_counts.total == 0
     with pytest.raises(openai.BadRequestError):
         client.evals.runs.cancel(queued.id, eval_id=ev.id)
-    # 20 items are graded 16 at a time; cancelling while the first batch is graded stops after it
-    many = [({"answer": str(n)}, str(n)) for n in range(20)]
+    # given answers are graded 64 at a time; cancelling while the first batch is graded stops after it
+    many = [({"answer": str(n)}, str(n)) for n in range(100)]
     running = client.evals.runs.create(ev.id, data_source={"type": "jsonl", "source": given_source(many)})
     cancels = []
 
@@ -251,7 +251,7 @@ def test_cancel_queued_and_in_progress(world, live_server, api_key_for):
     eval_run_execute(evaluation_id=running.id, on_item=cancel_once)
     assert cancels == ["in_progress"]
     stopped = client.evals.runs.retrieve(running.id, eval_id=ev.id)
-    assert stopped.status == "canceled" and stopped.result_counts.total == 16
+    assert stopped.status == "canceled" and stopped.result_counts.total == 64
     assert [r.status for r in client.evals.runs.list(ev.id, status="canceled")] == ["canceled", "canceled"]
 
 
