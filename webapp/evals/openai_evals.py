@@ -32,6 +32,7 @@ from django.utils import timezone
 from webapp.graders.judges import sync_judges
 from webapp.graders.services import grader_validate_spec, grading_scope
 from webapp.projects.models import Project
+from webapp.runs.hooks import task_key
 
 from .models import EvalDefinition, EvalItem, EvalPurpose, EvalRunLink, EvalStatus, Evaluation
 from .selectors import model_resolve
@@ -564,8 +565,10 @@ def eval_run_execute(*, evaluation_id: str, flush_seconds: float = 1.0, on_item=
         subs = {k: sum(s["sub_rewards"].get(k, 0.0) for s in samples) / len(samples) for k in names}
         has_error = any(s["has_error"] for s in samples)
         buffer.append(EvalItem(
-            evaluation=evaluation, index=index, task_key=hashlib.sha256(json.dumps(
-                prompt, sort_keys=True).encode()).hexdigest()[:32], prompt=clean_json(prompt), item=clean_json(item),
+            # the same key as the browser's evaluations for the same prompt, so the comparison
+            # page pairs an API run's tasks with theirs; given answers without a prompt: the item
+            evaluation=evaluation, index=index, task_key=task_key(prompt or item), prompt=clean_json(prompt),
+            item=clean_json(item),
             samples=clean_json(samples), output_text=first["output_text"][:100_000], reward=reward,
             sub_rewards=clean_json(subs), errors=clean_json(first["errors"] or {}), has_error=has_error,
             passed=_passed(info, subs, reward, has_error), prompt_tokens=prompt_tokens,

@@ -255,7 +255,7 @@ def test_cancel_queued_and_in_progress(world, live_server, api_key_for):
     assert [r.status for r in client.evals.runs.list(ev.id, status="canceled")] == ["canceled", "canceled"]
 
 
-def test_browser_evaluations_list_in_the_sdk(world, live_server, api_key_for):
+def test_browser_evaluations_list_in_the_sdk(world, live_server, api_key_for, client_for):
     project, users, dataset, run = world
     ev = evaluation_create(project=project, user=users["editor"], model_name="tiny", dataset=dataset, split="valid",
                            grader_spec=RUBRIC, sampling={"max_completion_tokens": 4}, name="from the browser")
@@ -277,6 +277,23 @@ def test_browser_evaluations_list_in_the_sdk(world, live_server, api_key_for):
         assert item.status == ("pass" if all(x.score >= 1 for x in item.results) else "fail")
     assert runs[0].result_counts.passed == sum(i.status == "pass" for i in items)
     assert len(list(client.evals.list())) == 2  # listing again adopts nothing twice
+    # an API run on the same prompts pairs with the browser's evaluation on the comparison page,
+    # and the same model with the same settings answers the same
+    writer = sdk(live_server, api_key_for, users["editor"], project)
+    content = [{"item": {"answer": w, "messages": [{"role": "user", "content": f"say {w}"}]}} for w in "mnop"]
+    api_run = writer.evals.runs.create(mine.id, data_source={
+        "type": "completions", "model": "tiny", "source": {"type": "file_content", "content": content},
+        "input_messages": {"type": "item_reference", "item_reference": "item.messages"},
+        "sampling_params": {"max_completion_tokens": 4}})
+    eval_run_execute(evaluation_id=api_run.id)
+    from webapp.evals.selectors import evaluation_compare
+
+    pairs = evaluation_compare(a=ev, b=Evaluation.objects.get(pk=api_run.id)).rows
+    assert len(pairs) == 4
+    api_items = {i.task_key: i.output_text for i in EvalItem.objects.filter(evaluation_id=api_run.id)}
+    assert {i.task_key: i.output_text for i in ev.items.all()} == api_items
+    page = client_for(users["viewer"]).get(f"/p/{project.slug}/evals/compare/", {"a": ev.pk, "b": api_run.id})
+    assert page.status_code == 200 and "say m" in page.content.decode()
     # a later browser evaluation of the same tasks and grader joins the same eval
     later = evaluation_create(project=project, user=users["editor"], model_name=run.fine_tuned_model,
                               dataset=dataset, split="valid", grader_spec=RUBRIC, name="trained, from the browser")
