@@ -368,3 +368,19 @@ def test_a_run_that_cannot_load_its_model_fails_readably(world, live_server, api
     with pytest.raises(openai.BadRequestError):
         client.evals.runs.cancel(created.id, eval_id=ev.id)  # nothing left to cancel
     assert client.evals.runs.delete(created.id, eval_id=ev.id).deleted is True
+
+
+def test_pass_thresholds_and_their_defaults():
+    """The documented rule: score >= pass_threshold; without one, full marks (a score_model's
+    top of range), and a score_model's score is reported in its range's units."""
+    from webapp.evals.openai_evals import criteria_info, item_scores
+
+    info = criteria_info([
+        {"type": "score_model", "name": "judge", "range": [0, 10], "pass_threshold": 7, "_key": "judge"},
+        {"type": "score_model", "name": "strict judge", "range": [0, 10], "_key": "strict_judge"},
+        {"type": "text_similarity", "name": "close", "pass_threshold": 0.8, "_key": "close"},
+        {"type": "string_check", "name": "exact", "_key": "exact"},
+    ])
+    assert [c["threshold"] for c in info] == [7.0, 10.0, 0.8, 1.0]
+    scores = item_scores({"judge": 0.75, "strict_judge": 0.95, "close": 0.8, "exact": 1.0}, 0.0, info)
+    assert [(r["score"], r["passed"]) for r in scores] == [(7.5, True), (9.5, False), (0.8, True), (1.0, True)]
