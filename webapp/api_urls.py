@@ -5,6 +5,7 @@ from django.urls import path
 from webapp.datasets import api as files_api
 from webapp.evals import api as evals_api
 from webapp.evals import chat_api
+from webapp.evals import openai_evals_api as oe_api
 from webapp.graders import api as graders_api
 from webapp.insights import api as insights_api
 from webapp.reviews import api as reviews_api
@@ -38,4 +39,14 @@ urlpatterns = [
     path("chat/completions", chat_api.chat_completions, name="api_chat_completions"),
     path("models", chat_api.models, name="api_models"),
     path("models/<path:model_id>", chat_api.model_detail, name="api_model_detail"),
+    # OpenAI's Evals API over our evaluations (webapp/evals/openai_evals.py)
+    path("evals", oe_api.evals, name="api_evals"),
+    path("evals/<str:eval_id>", oe_api.eval_detail, name="api_eval_detail"),
+    path("evals/<str:eval_id>/runs", oe_api.eval_runs, name="api_eval_runs"),
+    path("evals/<str:eval_id>/runs/<str:run_id>", oe_api.eval_run_detail, name="api_eval_run_detail"),
+    path("evals/<str:eval_id>/runs/<str:run_id>/cancel", oe_api.eval_run_cancel, name="api_eval_run_cancel"),
+    path("evals/<str:eval_id>/runs/<str:run_id>/output_items", oe_api.eval_run_output_items,
+         name="api_eval_run_output_items"),
+    path("evals/<str:eval_id>/runs/<str:run_id>/output_items/<str:output_item_id>",
+         oe_api.eval_run_output_item_detail, name="api_eval_run_output_item_detail"),
 ]

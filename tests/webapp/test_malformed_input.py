@@ -20,7 +20,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from tests.helpers import jsonl, rft_row
-from tests.webapp.test_permissions import GRADER_SPEC, make_objects
+from tests.webapp.test_permissions import EVAL_BODY, GRADER_SPEC, make_objects
 
 WRONG: list[Any] = [None, 0, -1, 2**64, 2**63, 1.5, 1e300, "", "x" * 5_000, "\u0000", [], {}, True,
                     [[[]]], {"a": {"b": [1, {"c": None}]}}, ["a", 1, None]]
@@ -60,6 +60,16 @@ def grader_save_body(objs) -> dict:
             "description": "d"}
 
 
+def eval_run_body(objs) -> dict:
+    """A completions run; every field of it is mutated (valid ones are queued, no worker runs here)."""
+    return {"name": "r", "metadata": {"k": "v"}, "data_source": {
+        "type": "completions", "model": "smollm2-135m-instruct",
+        "source": {"type": "file_content", "content": [{"item": {"reference_answer": "a", "q": "b"},
+                                                        "sample": {"output_text": "a"}}]},
+        "input_messages": {"type": "template", "template": [{"role": "user", "content": "{{item.q}}"}]},
+        "sampling_params": {"max_completion_tokens": 5, "temperature": 0.5, "top_p": 0.9, "seed": 1}}}
+
+
 # url name -> (url kwargs from the objects, {method: valid JSON body factory, or None for GET/DELETE})
 ENDPOINTS: dict[str, tuple[Callable[[dict], dict], dict[str, Callable[[dict], dict] | None]]] = {
     "api_files": (lambda o: {}, {"get": None, "post": "multipart"}),
@@ -92,6 +102,15 @@ ENDPOINTS: dict[str, tuple[Callable[[dict], dict], dict[str, Callable[[dict], di
         "temperature": 0.5, "top_p": 0.9, "n": 1, "seed": 1, "stop": ["x"], "stream": False}}),
     "api_models": (lambda o: {}, {"get": None}),
     "api_model_detail": (lambda o: {"model_id": "smollm2-135m-instruct"}, {"get": None}),
+    "api_evals": (lambda o: {}, {"get": None, "post": lambda o: copy.deepcopy(EVAL_BODY)}),
+    "api_eval_detail": (lambda o: {"eval_id": o["eval"]}, {"get": None, "post": lambda o: {
+        "name": "n", "metadata": {"k": "v"}}}),
+    "api_eval_runs": (lambda o: {"eval_id": o["eval"]}, {"get": None, "post": eval_run_body}),
+    "api_eval_run_detail": (lambda o: {"eval_id": o["eval"], "run_id": o["evaluation"]}, {"get": None}),
+    "api_eval_run_cancel": (lambda o: {"eval_id": o["eval"], "run_id": o["evaluation"]}, {"post": lambda o: {}}),
+    "api_eval_run_output_items": (lambda o: {"eval_id": o["eval"], "run_id": o["evaluation"]}, {"get": None}),
+    "api_eval_run_output_item_detail": (lambda o: {"eval_id": o["eval"], "run_id": o["evaluation"],
+                                                   "output_item_id": o["output_item"]}, {"get": None}),
 }
 
 

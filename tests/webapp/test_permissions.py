@@ -10,7 +10,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from tests.helpers import jsonl, rft_row
 from tests.webapp.runs.factories import make_run
 from webapp.datasets.services import file_create
-from webapp.evals.models import AbReview, Evaluation
+from webapp.evals.models import AbReview, EvalDefinition, EvalItem, EvalRunLink, Evaluation
 from webapp.graders.models import GraderCheck
 from webapp.graders.services import grader_create
 from webapp.insights.models import DifficultyProfile
@@ -165,6 +165,13 @@ API_URLS = {  # name -> [(method, minimum role)]
     "api_chat_completions": [("post", "viewer")],
     "api_models": [("get", "viewer")],
     "api_model_detail": [("get", "viewer")],
+    "api_evals": [("get", "viewer"), ("post", "editor")],
+    "api_eval_detail": [("get", "viewer"), ("post", "editor"), ("delete", "editor")],
+    "api_eval_runs": [("get", "viewer"), ("post", "editor")],
+    "api_eval_run_detail": [("get", "viewer"), ("delete", "editor")],
+    "api_eval_run_cancel": [("post", "editor")],
+    "api_eval_run_output_items": [("get", "viewer")],
+    "api_eval_run_output_item_detail": [("get", "viewer")],
 }
 # Allowed callers may still get these statuses (the action does not fit the run's state; no
 # inference engine runs in this test: a chat answer is 503 once access is granted).
@@ -212,6 +219,24 @@ API_CALLS["api_model_detail"] = lambda client, method, name, objs: client.get(
 API_CALLS["api_chat_completions"] = lambda client, method, name, objs: client.post(reverse(name), {
     "model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}]},
     content_type="application/json")
+EVAL_BODY = {"name": "e", "data_source_config": {"type": "custom", "item_schema": {"type": "object"}},
+             "testing_criteria": [GRADER_SPEC]}
+EVAL_RUN_BODY = {"name": "r", "data_source": {"type": "jsonl", "source": {"type": "file_content", "content": [
+    {"item": {"reference_answer": "a"}, "sample": {"output_text": "a"}}]}}}
+
+
+def eval_api_call(client, method, name, objs):
+    kwargs = {"eval_id": objs["eval"], "run_id": objs["evaluation"], "output_item_id": objs["output_item"]}
+    wanted = {"api_evals": [], "api_eval_detail": ["eval_id"], "api_eval_runs": ["eval_id"],
+              "api_eval_run_output_item_detail": ["eval_id", "run_id", "output_item_id"]}.get(name, ["eval_id", "run_id"])
+    url = reverse(name, kwargs={k: kwargs[k] for k in wanted})
+    if method == "post":
+        body = {"api_evals": EVAL_BODY, "api_eval_runs": EVAL_RUN_BODY, "api_eval_detail": {"name": "n"}}.get(name, {})
+        return client.post(url, body, content_type="application/json")
+    return getattr(client, method)(url)
+
+
+API_CALLS.update({name: eval_api_call for name in API_URLS if name.startswith("api_eval")})
 # Not scoped to a project; each is covered by the tests named here.
 OTHER_URLS = {
     "home": "test_login_required_everywhere", "login": "test_login_page", "logout": "test_login_page",
@@ -264,11 +289,18 @@ def make_objects(project, users, make_user):
                                            base_model="smollm2-135m-instruct", dataset=dataset, split="train",
                                            grader_spec=GRADER_SPEC, run=run, purpose="run_base")
     ab_review = AbReview.objects.create(project=project, baseline=evaluation, candidate=evaluation)
+    definition = EvalDefinition.objects.create(project=project, name="E", testing_criteria=[GRADER_SPEC],
+                                               data_source_config={"type": "custom", "item_schema": {}})
+    EvalRunLink.objects.create(evaluation=evaluation, definition=definition,
+                               data_source={"type": "jsonl", "source": {"type": "file_content", "content": []}})
+    output_item = EvalItem.objects.create(evaluation=evaluation, index=0, task_key="k", prompt=[], item={},
+                                          output_text="a", reward=1.0)
     return {"preflight": preflight.pk, "dataset": dataset.pk, "task": dataset.tasks.first().pk, "membership": membership.pk, "file": file.id,
             "grader": grader.pk, "check": check.pk, "run": run.pk, "sample": sample.pk,
             "task_key": sample.task_key, "checkpoint": run.checkpoints.get().pk, "evaluation": evaluation.pk,
             "ab_review": ab_review.pk, "review_item": review_item.pk,
-            "difficulty": difficulty.pk, "feedback": feedback.pk}
+            "difficulty": difficulty.pk, "feedback": feedback.pk, "eval": definition.pk,
+            "output_item": f"outputitem_{output_item.pk}"}
 
 
 @pytest.fixture

@@ -178,3 +178,51 @@ class AbPick(models.Model):
 
     def __str__(self) -> str:
         return f"{self.review_id} {self.task_key}: {self.choice}"
+
+
+# --- OpenAI's Evals API face (webapp/evals/openai_evals.py) -----------------------------------
+
+
+def new_openai_eval_id() -> str:
+    return "eval_" + secrets.token_hex(12)
+
+
+class EvalDefinition(models.Model):
+    """OpenAI's `eval`: the shape of the items and the testing criteria its runs share.
+
+    Its runs are plain `Evaluation`s (linked by `EvalRunLink`), so they show on the
+    evaluation pages like any other. Evaluations started in the browser are grouped into
+    definitions by task set and grader (`browser_key`) the first time the API lists them.
+    """
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_openai_eval_id, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="eval_definitions")
+    name = models.CharField(max_length=200, blank=True)
+    data_source_config = models.JSONField(default=dict, help_text="As given: type custom, item_schema, "
+                                                                   "include_sample_schema.")
+    testing_criteria = models.JSONField(default=list, help_text="Grader objects, each with its pass_threshold.")
+    metadata = models.JSONField(default=dict, blank=True)
+    browser_key = models.CharField(max_length=64, blank=True, db_index=True,
+                                   help_text="Set when made from browser evaluations: task set + grader.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name or self.pk
+
+
+class EvalRunLink(models.Model):
+    """An `Evaluation` seen as an `eval.run` of a definition, with the data source it was given."""
+
+    evaluation = models.OneToOneField(Evaluation, on_delete=models.CASCADE, primary_key=True,
+                                      related_name="openai_run")
+    definition = models.ForeignKey(EvalDefinition, on_delete=models.CASCADE, related_name="run_links")
+    data_source = models.JSONField(default=dict, help_text="As given (jsonl or completions).")
+    rows = models.JSONField(default=list, help_text="[{item, sample?}] to grade; empty for browser evaluations, "
+                                                     "whose tasks come from their dataset.")
+
+    def __str__(self) -> str:
+        return f"{self.definition_id}/{self.evaluation_id}"

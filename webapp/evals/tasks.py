@@ -21,3 +21,11 @@ def model_prepare_task(name: str) -> None:
     from trainer.models import resolve_model
 
     resolve_model(name)
+
+
+@shared_task(ignore_result=True)
+def openai_eval_run_task(evaluation_id: str) -> None:
+    """A run made through the Evals API (webapp/evals/openai_evals.py)."""
+    from .openai_evals import eval_run_execute
+
+    eval_run_execute(evaluation_id=evaluation_id)
