@@ -72,11 +72,13 @@ def build(shape: str, method: str, device: torch.device):
 
 
 def measure(shape: str, method: str, args, device: torch.device) -> dict:
+    from trainer.config import TrainConfig
+    from trainer.loop import make_optimizer
     from trainer.objective import completion_logprobs, policy_loss
     from trainer.rollout import generate
 
     model, params, precision, n_params = build(shape, method, device)
-    optimizer = torch.optim.AdamW(params, lr=1e-6)
+    optimizer = make_optimizer(params, TrainConfig(learning_rate=1e-6))
     scaler = precision.grad_scaler()
     vocab = SHAPES[shape]["vocab_size"]
     B, G, P, T = args.batch_size, args.group_size, args.prompt_tokens, args.answer_tokens
@@ -113,7 +115,7 @@ def measure(shape: str, method: str, args, device: torch.device) -> dict:
             (scaler.scale(loss) if scaler else loss).backward()
         if scaler:
             scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
         (scaler.step(optimizer), scaler.update()) if scaler else optimizer.step()
         model.eval()
         _sync(device)
