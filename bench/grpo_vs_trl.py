@@ -12,6 +12,17 @@ environment `bench/.venv-trl` (never a project dependency); create it with:
     python3 -m venv bench/.venv-trl
     bench/.venv-trl/bin/pip install torch==2.13.0 && bench/.venv-trl/bin/pip install trl peft gguf
 
+or, without a second torch, on top of the project's venv (what the README's figures used):
+
+    .venv/bin/python -m venv bench/.venv-trl
+    echo $PWD/.venv/lib/python3.11/site-packages > bench/.venv-trl/lib/python3.11/site-packages/main.pth
+    .venv/bin/python -m pip --python bench/.venv-trl/bin/python install trl datasets
+
+The acceptance shape (full tuning, 2 prompts x 4 answers of 16 tokens, lr 1e-5, beta 0):
+
+    .venv/bin/python bench/grpo_vs_trl.py --method full --batch-size 2 --group-size 4 \
+        --max-completion-tokens 16 --learning-rate 1e-5 --steps 10 --last 5
+
 Prints seconds per step (the first step, a warm-up, is left out), completion tokens per
 second, peak resident memory, mean reward over the last steps, and our/TRL ratios.
 `--profile ours|trl` instead runs one side under the torch profiler and prints where the
