@@ -17,6 +17,11 @@ per sampled token; 6N per trained token for full tuning, 4N for LoRA whose froze
 get no gradient; attention FLOPs left out, so MFU is a slight underestimate) against the
 GPU's dense bf16 peak (`--peak-tflops` to set it), and the peak GPU memory of each phase.
 On CPU the MFU is not computed and memory is the process's peak resident set.
+
+When TRL is importable (e.g. run the script with `bench/.venv-trl/bin/python`, see
+`bench/grpo_vs_trl.py`), TRL's `GRPOTrainer` runs the same model shape, method, batch and
+answer length (a word-level tokenizer over the same vocabulary size, random rewards, beta 0,
+dapo loss, bf16 on CUDA) and its seconds per step are printed beside ours.
 """
 
 from __future__ import annotations
@@ -72,11 +77,13 @@ def build(shape: str, method: str, device: torch.device):
 
 
 def measure(shape: str, method: str, args, device: torch.device) -> dict:
+    from trainer.config import TrainConfig
+    from trainer.loop import make_optimizer
     from trainer.objective import completion_logprobs, policy_loss
     from trainer.rollout import generate
 
     model, params, precision, n_params = build(shape, method, device)
-    optimizer = torch.optim.AdamW(params, lr=1e-6)
+    optimizer = make_optimizer(params, TrainConfig(learning_rate=1e-6))
     scaler = precision.grad_scaler()
     vocab = SHAPES[shape]["vocab_size"]
     B, G, P, T = args.batch_size, args.group_size, args.prompt_tokens, args.answer_tokens
@@ -113,7 +120,7 @@ def measure(shape: str, method: str, args, device: torch.device) -> dict:
             (scaler.scale(loss) if scaler else loss).backward()
         if scaler:
             scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
         (scaler.step(optimizer), scaler.update()) if scaler else optimizer.step()
         model.eval()
         _sync(device)
@@ -146,6 +153,66 @@ def measure(shape: str, method: str, args, device: torch.device) -> dict:
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return out
+
+
+def measure_trl(shape: str, method: str, args, device: torch.device) -> float | None:
+    """TRL's GRPOTrainer seconds per step on the same shape, or None when TRL is not importable."""
+    try:
+        from trl import GRPOConfig, GRPOTrainer
+    except ImportError:
+        return None
+    import random
+    import tempfile
+
+    from datasets import Dataset
+    from peft import LoraConfig
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM, TrainerCallback
+
+    from trainer.config import DEFAULT_TARGET_MODULES
+
+    vocab = SHAPES[shape]["vocab_size"]
+    backend = Tokenizer(models.WordLevel({f"t{i}": i for i in range(vocab)}, unk_token="t2"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="t1", pad_token="t0", unk_token="t2",
+                                        padding_side="left")
+    rng = random.Random(0)
+    prompts = [" ".join(f"t{rng.randrange(3, vocab)}" for _ in range(args.prompt_tokens))
+               for _ in range(args.batch_size * (args.steps + 1))]
+    cuda = device.type == "cuda"
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = Qwen2ForCausalLM(Qwen2Config(max_position_embeddings=4096, **SHAPES[shape]))
+    if method == "lora" and cuda:
+        model = model.to(torch.bfloat16)
+    times: list[float] = []
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, *a, **k):
+            _sync(device)
+            self.t = time.perf_counter()
+
+        def on_step_end(self, *a, **k):
+            _sync(device)
+            times.append(time.perf_counter() - self.t)
+
+    B, G = args.batch_size, args.group_size
+    config = GRPOConfig(
+        output_dir=tempfile.mkdtemp(prefix="trl-bench-"), per_device_train_batch_size=B * G, num_generations=G,
+        gradient_accumulation_steps=1, max_completion_length=args.answer_tokens, learning_rate=1e-6, beta=0.0,
+        loss_type="dapo", num_iterations=1, temperature=1.0, max_steps=args.steps + 1, logging_steps=1,
+        save_strategy="no", report_to="none", bf16=cuda, use_cpu=not cuda, disable_tqdm=True, seed=0,
+        dataloader_num_workers=0)
+    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM",
+                      target_modules=list(DEFAULT_TARGET_MODULES)) if method == "lora" else None
+    trainer = GRPOTrainer(model=model, reward_funcs=[lambda completions, **kw: [rng.random() for _ in completions]],
+                          args=config, train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]),
+                          processing_class=tokenizer, peft_config=lora, callbacks=[Timer()])
+    trainer.train()
+    del trainer, model
+    if cuda:
+        torch.cuda.empty_cache()
+    return statistics.mean(times[1:] or times)
 
 
 def _sync(device):
@@ -188,11 +255,19 @@ def main() -> int:
     p.add_argument("--micro-batch", type=int, default=0, help="prompts per forward/backward (0: all)")
     p.add_argument("--steps", type=int, default=3, help="measured steps after one warm-up step")
     p.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, when its name is not known")
+    p.add_argument("--no-trl", action="store_true", help="skip TRL's GRPOTrainer even when it is importable")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
     device = torch.device("cuda" if cuda else "cpu")
 
-    results = [measure(shape, method, args, device) for shape in args.shapes for method in args.methods]
+    results = []
+    for shape in args.shapes:
+        for method in args.methods:
+            r = measure(shape, method, args, device)
+            trl = None if args.no_trl else measure_trl(shape, method, args, device)
+            if trl is not None:
+                r["trl_s_per_step"], r["steps_per_s_vs_trl"] = trl, trl / r["s_per_step"]
+            results.append(r)
     print(f"\n{results[0]['device']}, {results[0]['dtype']}, {results[0]['batch']}, {args.steps} measured steps")
     print(f"{'shape':14}{'method':8}{'sample tok/s':>14}{'train tok/s':>13}{'sample MFU':>12}{'train MFU':>11}"
           f"{'sample GiB':>12}{'train GiB':>11}{'s/step':>9}")
@@ -200,7 +275,9 @@ def main() -> int:
         mfu = (f"{r['sampling_mfu']:12.1%}{r['training_mfu']:11.1%}" if "sampling_mfu" in r
                else f"{'n/a':>12}{'n/a':>11}")
         print(f"{r['shape']:14}{r['method']:8}{r['sampling_tokens_per_s']:14.0f}{r['training_tokens_per_s']:13.0f}"
-              f"{mfu}{r['sampling_peak_gib']:12.2f}{r['training_peak_gib']:11.2f}{r['s_per_step']:9.2f}")
+              f"{mfu}{r['sampling_peak_gib']:12.2f}{r['training_peak_gib']:11.2f}{r['s_per_step']:9.2f}"
+              + (f"   TRL {r['trl_s_per_step']:.2f} s/step ({r['steps_per_s_vs_trl']:.2f}x)" if "trl_s_per_step" in r
+                 else ""))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

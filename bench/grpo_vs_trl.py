@@ -12,6 +12,17 @@ environment `bench/.venv-trl` (never a project dependency); create it with:
     python3 -m venv bench/.venv-trl
     bench/.venv-trl/bin/pip install torch==2.13.0 && bench/.venv-trl/bin/pip install trl peft gguf
 
+or, without a second torch, on top of the project's venv (what the README's figures used):
+
+    .venv/bin/python -m venv bench/.venv-trl
+    echo $PWD/.venv/lib/python3.11/site-packages > bench/.venv-trl/lib/python3.11/site-packages/main.pth
+    .venv/bin/python -m pip --python bench/.venv-trl/bin/python install trl datasets
+
+The acceptance shape (full tuning, 2 prompts x 4 answers of 16 tokens, lr 1e-5, beta 0):
+
+    .venv/bin/python bench/grpo_vs_trl.py --method full --batch-size 2 --group-size 4 \
+        --max-completion-tokens 16 --learning-rate 1e-5 --steps 10 --last 5
+
 Prints seconds per step (the first step, a warm-up, is left out), completion tokens per
 second, peak resident memory, mean reward over the last steps, and our/TRL ratios.
 `--profile ours|trl` instead runs one side under the torch profiler and prints where the
@@ -32,7 +43,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OUR_PYTHON = ROOT / ".venv" / "bin" / "python"
+OUR_PYTHON = ROOT / ".venv" / "bin" / "python" if (ROOT / ".venv").exists() else Path(sys.executable)
 TRL_PYTHON = ROOT / "bench" / ".venv-trl" / "bin" / "python"
 
 
@@ -77,11 +88,11 @@ def run_ours(args) -> dict:
                   file=sys.stderr, flush=True)
 
     config = TrainConfig(
-        base_model="smollm2-135m-instruct", method="lora", lora_rank=args.lora_rank, lora_alpha=2 * args.lora_rank,
+        base_model="smollm2-135m-instruct", method=args.method, lora_rank=args.lora_rank, lora_alpha=2 * args.lora_rank,
         batch_size=args.batch_size, group_size=args.group_size, max_completion_tokens=args.max_completion_tokens,
         learning_rate=args.learning_rate, max_steps=args.steps, n_epochs=100, eval_interval=10**6,
         loss_type="dapo", beta=0.0, temperature=1.0, seed=args.seed, samples_per_step=0,
-        keep_checkpoints=0, output_dir=str(Path(args.tmp) / "ours"))
+        keep_checkpoints=0, output_dir=str(Path(args.tmp) / "ours"), dynamic_sampling=args.dynamic_sampling == "on")
     tasks = make_tasks(args.n_tasks, args.seed)
     start = time.time()
     profiler = _profiler(args)
@@ -140,7 +151,8 @@ def run_trl(args) -> dict:
                       target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
     tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
     trainer = GRPOTrainer(model=str(model_dir), reward_funcs=[reward], args=config, train_dataset=dataset,
-                          processing_class=tokenizer, peft_config=lora, callbacks=[Timer()])
+                          processing_class=tokenizer, peft_config=lora if args.method == "lora" else None,
+                          callbacks=[Timer()])
     start = time.time()
     profiler = _profiler(args)
     with profiler:
@@ -204,6 +216,9 @@ def main() -> int:
     p.add_argument("--max-completion-tokens", type=int, default=64)
     p.add_argument("--learning-rate", type=float, default=5e-5)
     p.add_argument("--lora-rank", type=int, default=16)
+    p.add_argument("--method", choices=["lora", "full"], default="lora", help="LoRA adapters or every weight")
+    p.add_argument("--dynamic-sampling", choices=["on", "off"], default="on",
+                   help="ours: replace groups without reward spread (TRL has no such option)")
     p.add_argument("--n-tasks", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--last", type=int, default=2, help="mean reward over this many final steps")
@@ -237,7 +252,8 @@ def main() -> int:
             return 1
         summaries[side] = summarise(side, json.loads(lines[-1][7:]), args.last)
 
-    print(f"\nSmolLM2-135M LoRA r={args.lora_rank}, {args.batch_size} prompts x {args.group_size} completions, "
+    what = f"LoRA r={args.lora_rank}" if args.method == "lora" else "full tuning"
+    print(f"\nSmolLM2-135M {what}, {args.batch_size} prompts x {args.group_size} completions, "
           f"<= {args.max_completion_tokens} new tokens, lr {args.learning_rate}, {args.steps} steps, "
           f"{args.threads} threads, seed {args.seed}")
     print(f"{'':8}{'s/step':>10}{'tok/s':>10}{'peak MB':>10}{'reward first':>14}{'reward last':>13}")

@@ -164,8 +164,7 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
     params = [p for p in model.parameters() if p.requires_grad]
     master_weights_fp32(params)
     dist.broadcast_params(params)
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay,
-                                  betas=(config.adam_beta1, config.adam_beta2))
+    optimizer = make_optimizer(params, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _lr_lambda(config, total_steps * config.num_iterations))
     scaler = precision.grad_scaler()
@@ -211,7 +210,7 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
     run_start = time.time()
     status, step, metrics, last_valid = "succeeded", start_step, {}, {}
     last_checkpoint: Path | None = None
-    warned = set()
+    said: dict[str, int] = {}  # how often each kind of step event happened
     try:
         for step in range(start_step + 1, total_steps + 1):
             stop = dist.broadcast(hooks.should_stop())
@@ -278,7 +277,7 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
                 "time/grading": max(t_rollout - t_sampling, 0.0),
                 "time/training": t_training,
             }
-            _step_events(hooks, step, config, metrics, every, len(rounds), signal, warned)
+            _step_events(hooks, step, config, metrics, every, len(rounds), signal, said)
             final_adv = {key: float(a) for key, a in zip(
                 [(rnd, slot, g) for rnd, slot in kept for g in range(config.group_size)], advantages.tolist(),
                 strict=True)}
@@ -454,34 +453,39 @@ def _row_seed(seed: int, step: int, rnd: int, slot: int, g: int) -> int:
     return int(np.random.default_rng([seed, step, rnd, slot, g]).integers(2**62))
 
 
-def _step_events(hooks, step, config, metrics, every, n_rounds, signal, warned) -> None:
+def _step_events(hooks, step, config, metrics, every, n_rounds, signal, said: dict[str, int]) -> None:
     """What a person should know about this step, in plain words."""
     n = len(every)
     errors = [rec for rec in every if rec.graded.has_error]
-    if errors and ("errors" not in warned or len(errors) >= n / 2):
-        warned.add("errors")
+    if errors and ("errors" not in said or len(errors) >= n / 2):
+        said["errors"] = said.get("errors", 0) + 1
         detail = errors[0].graded.errors
         detail = detail.get("details") if isinstance(detail, dict) and detail.get("details") else detail
         hooks.on_event("warning", f"Step {step}: {len(errors)} of {n} answers could not be graded (grader "
                        f"error: {str(detail)[:200]}). They are left out of learning.",
                        {"kind": "grader_errors", "step": step, "count": len(errors), "of": n})
     truncated = sum(rec.truncated for rec in every)
-    if config.masks_truncated and truncated >= n / 2 and "truncated" not in warned:
-        warned.add("truncated")
+    if config.masks_truncated and truncated >= n / 2 and "truncated" not in said:
+        said["truncated"] = 1
         hooks.on_event("warning", f"Step {step}: {truncated} of {n} answers were cut off at the longest-answer "
                        f"limit of {config.max_completion_tokens} tokens. Cut-off answers are left out of "
                        "learning; raise the longest answer if good answers need more room.",
                        {"kind": "truncated", "step": step, "count": truncated, "of": n})
     if not signal:
+        # said the first time and then every 10th time, so a run without signal does not bury
+        # the other events; train/no_signal marks every such step on the charts
+        count = said["no_signal"] = said.get("no_signal", 0) + 1
+        if count != 1 and count % 10:
+            return
         tried = metrics["train/groups_sampled"]
-        why = ("every answer to each task got the same score" if metrics["train/groups_kept"] == 0
-               or not any(_trains_on(rec, config) for rec in every)
-               else "no answer could be learned from")
         if not any(_trains_on(rec, config) for rec in every):
             why = "no answer could be learned from (all were cut off or could not be graded)"
+        else:
+            why = "every answer to each task got the same score"
+        so_far = f" This is the {count}th step without signal." if count > 1 else ""
         hooks.on_event("info", f"Step {step} taught nothing: {why} ({tried} task{'s' if tried != 1 else ''} "
-                       f"tried in {n_rounds} round{'s' if n_rounds != 1 else ''}). The model was left unchanged.",
-                       {"kind": "no_signal", "step": step, "groups_sampled": tried})
+                       f"tried in {n_rounds} round{'s' if n_rounds != 1 else ''}). The model was left unchanged."
+                       f"{so_far}", {"kind": "no_signal", "step": step, "groups_sampled": tried, "count": count})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -564,7 +568,7 @@ def _update(ctx: _StepContext, ref_model, optimizer, scheduler, scaler, rounds, 
         if scaler is not None:
             scaler.unscale_(optimizer)
         if config.max_grad_norm > 0:
-            grad_norms.append(float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)))
+            grad_norms.append(float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm, foreach=True)))
         if scaler is not None:
             scaler.step(optimizer)  # skipped (and the scale lowered) when a gradient overflowed
             scaler.update()
@@ -753,6 +757,16 @@ def _lr_lambda(config: TrainConfig, total_updates: int):
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return factor
+
+
+def make_optimizer(params, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW, fused (one kernel over all parameters) where torch has it for the device: on CPU
+    the per-parameter loop took 1.2 s a step for a 135M model, the fused one 0.2 s."""
+    kw = dict(lr=config.learning_rate, weight_decay=config.weight_decay, betas=(config.adam_beta1, config.adam_beta2))
+    try:
+        return torch.optim.AdamW(params, fused=True, **kw)
+    except (RuntimeError, ValueError):  # a device or dtype without the fused kernel
+        return torch.optim.AdamW(params, **kw)
 
 
 def _prepare_policy(model, config: TrainConfig):
