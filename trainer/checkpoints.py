@@ -20,7 +20,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from trainer.hooks import clean_json
 
@@ -36,6 +35,8 @@ def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
 def save_checkpoint(path: Path, *, model, tokenizer, optimizer, scheduler, step: int,
                     config_dict: dict, metrics: dict, extra_state: dict) -> Path:
     """Write a checkpoint atomically (a temp folder renamed into place)."""
+    import torch  # on first use: the web side imports this module for its names
+
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -65,6 +66,8 @@ def load_trainer_state(path: str | Path) -> dict:
     Checkpoints written before the numpy RNG state was stored as plain values hold a numpy
     array; those four numpy types are allowed explicitly, nothing else.
     """
+    import torch
+
     path = Path(path)
     if not (path / STATE_FILE).is_file():
         raise FileNotFoundError(f"{path} is not a checkpoint: {STATE_FILE} is missing")
@@ -76,6 +79,8 @@ def load_trainer_state(path: str | Path) -> dict:
 
 def _numpy_state() -> dict:
     """numpy's global RNG state as plain values (a weights-only load accepts no arrays)."""
+    import torch
+
     name, keys, position, has_gauss, cached = np.random.get_state()
     return {"bit_generator": name, "keys": torch.from_numpy(keys.astype(np.int64)),
             "pos": int(position), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
@@ -111,6 +116,8 @@ def load_weights(model, path: str | Path) -> None:
 
 
 def restore_rng(state: dict) -> None:
+    import torch
+
     rng = state.get("rng") or {}
     if "torch" in rng:
         torch.set_rng_state(rng["torch"])

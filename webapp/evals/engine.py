@@ -43,7 +43,7 @@ class EngineModel:
 
 
 def _builtin_folder(name: str) -> Path | None:
-    from trainer.models import BUILTIN_MODELS, model_cache_dir
+    from trainer.model_registry import BUILTIN_MODELS, model_cache_dir
 
     if name not in BUILTIN_MODELS:
         return None

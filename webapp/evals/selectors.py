@@ -46,7 +46,7 @@ class ModelRef:
 
 def base_model_path(name: str) -> str | None:
     """What the trainer loads for a base model name, or None if the name is unknown."""
-    from trainer.models import BUILTIN_MODELS
+    from trainer.model_registry import BUILTIN_MODELS
 
     if name in BUILTIN_MODELS:
         return name
@@ -73,7 +73,7 @@ def run_best_checkpoint(*, run: Run) -> RunCheckpoint | None:
 
 def project_models(*, project: Project) -> list[ModelRef]:
     """Built-in and registered base models, then every succeeded run's trained model and its checkpoints."""
-    from trainer.models import BUILTIN_MODELS
+    from trainer.model_registry import BUILTIN_MODELS
 
     refs = [ModelRef(name=n, base_model=n, base_name=n) for n in BUILTIN_MODELS]
     refs += [ModelRef(name=m.name, base_model=m.path, base_name=m.name) for m in LocalBaseModel.objects.all()]

@@ -49,7 +49,7 @@ class LocalBaseModelForm(forms.ModelForm):
         }
 
     def clean_name(self):
-        from trainer.models import BUILTIN_MODELS
+        from trainer.model_registry import BUILTIN_MODELS
         from webapp.graders.models import JudgeEndpoint
 
         name = self.cleaned_data["name"].strip()

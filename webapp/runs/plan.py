@@ -71,7 +71,7 @@ def training_device() -> str:
 def base_model_resolve(name: str, project: Project | None = None) -> str:
     """What the trainer loads for `name`: a built-in name, a registered folder's path, or (a
     project's trained model, "continue training from here") its complete-model folder."""
-    from trainer.models import BUILTIN_MODELS
+    from trainer.model_registry import BUILTIN_MODELS
 
     if project is not None and name.startswith("ft:"):
         from webapp.evals.selectors import trained_base_folder

@@ -96,7 +96,7 @@ def run_latest_checkpoint(*, run: Run) -> RunCheckpoint | None:
 
 def base_model_choices() -> list[tuple[str, str]]:
     """(value, label) for the launch form: the built-in models, then admin-registered folders."""
-    from trainer.models import BUILTIN_MODELS
+    from trainer.model_registry import BUILTIN_MODELS
 
     choices = [(name, f"{name} (built in)") for name in BUILTIN_MODELS]
     # the expert sees the admin's description, never a server path
