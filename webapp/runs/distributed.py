@@ -26,10 +26,13 @@ log = logging.getLogger(__name__)
 START_WAIT_SECONDS = 300
 
 
-def run_train_command(*, run_id: str, processes: int) -> list[str]:
-    """The torchrun command line that trains `run_id` on `processes` GPUs of this machine."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-            str(settings.BASE_DIR / "manage.py"), "run_train", str(run_id)]
+def run_train_command(*, run_id: str, processes: int, worker_hostname: str = "") -> list[str]:
+    """The torchrun command line that trains `run_id` on `processes` GPUs of this machine;
+    `worker_hostname` (the Celery worker's) is recorded on the run, as for a one-GPU run, so
+    the lost-worker checks know whose run it is."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+               str(settings.BASE_DIR / "manage.py"), "run_train", str(run_id)]
+    return command + (["--worker-hostname", worker_hostname] if worker_hostname else [])
 
 
 def run_execute_on_gpus(*, run_id: str, processes: int) -> int:
@@ -37,7 +40,10 @@ def run_execute_on_gpus(*, run_id: str, processes: int) -> int:
 
     A crash that leaves the run "running" stops its heartbeat, so the lost-worker check
     fails it with a message, as for any worker that dies."""
-    command = run_train_command(run_id=run_id, processes=processes)
+    from celery import current_task
+
+    hostname = getattr(getattr(current_task, "request", None), "hostname", "") or ""
+    command = run_train_command(run_id=run_id, processes=processes, worker_hostname=hostname)
     log.info("run %s: starting %s", run_id, " ".join(command))
     code = subprocess.run(command, cwd=settings.BASE_DIR, check=False).returncode
     if code:

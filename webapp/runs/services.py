@@ -80,8 +80,9 @@ def _enqueue(run: Run) -> None:
 # --- execution (in the worker) -------------------------------------------------------------
 
 
-def run_execute(*, run_id: str) -> None:
-    """Train. Called by the Celery task; every outcome ends in a final or paused status."""
+def run_execute(*, run_id: str, worker_hostname: str = "") -> None:
+    """Train. Called by the Celery task (or torchrun's process 0, which names the Celery worker
+    that started it); every outcome ends in a final or paused status."""
     from trainer import Tasks, train
 
     from .hooks import DbHooks, Heartbeat
@@ -101,7 +102,7 @@ def run_execute(*, run_id: str) -> None:
 
         run.status, run.started_at = RunStatus.RUNNING, run.started_at or timezone.now()
         run.heartbeat_at = timezone.now()
-        run.worker_hostname = getattr(getattr(current_task, "request", None), "hostname", "") or ""
+        run.worker_hostname = worker_hostname or getattr(getattr(current_task, "request", None), "hostname", "") or ""
         run.requested_action = ""
         run.save()
     _event(run, "info", f"Started on worker {run.worker_hostname or 'inline'}.")

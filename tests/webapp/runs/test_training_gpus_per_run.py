@@ -27,6 +27,8 @@ def test_the_command_is_torchrun_with_one_process_per_gpu():
     command = run_train_command(run_id="abc", processes=4)
     assert command[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=4"]
     assert command[-3:][1:] == ["run_train", "abc"] and command[-3].endswith("manage.py")
+    named = run_train_command(run_id="abc", processes=2, worker_hostname="trainer@gpu-3")
+    assert named[-5:] == [named[-5], "run_train", "abc", "--worker-hostname", "trainer@gpu-3"]
 
 
 def test_a_worker_trains_one_run_in_two_processes(letters, settings):
@@ -41,4 +43,5 @@ def test_a_worker_trains_one_run_in_two_processes(letters, settings):
     assert list(run.metrics.values_list("step", flat=True)) == [1, 2, 3, 4, 5, 6]  # one row per step, from process 0
     messages = list(run.events.filter(type="message").values_list("message", flat=True))
     assert any("on 2 processes (cpu)" in m for m in messages), messages
+    assert run.worker_hostname.startswith("test-"), run.worker_hostname  # the Celery worker, not "inline"
     assert run.checkpoints.exists() and run.best_valid_reward is not None

@@ -11,14 +11,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("run_id")
+        parser.add_argument("--worker-hostname", default="", help="the Celery worker that started the run")
 
-    def handle(self, *args, run_id: str, **options):
+    def handle(self, *args, run_id: str, worker_hostname: str = "", **options):
         from trainer import distributed
 
         dist = distributed.init_from_env(settings.STUDIO_TRAINING_DEVICE)
         try:
             if dist.main:
-                run_execute(run_id=run_id)
+                run_execute(run_id=run_id, worker_hostname=worker_hostname)
             else:
                 run_execute_rank(run_id=run_id, rank=dist.rank)
         finally:
