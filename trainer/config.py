@@ -103,7 +103,7 @@ class TrainConfig:
     group is dropped and replaced by a fresh task, for up to `dynamic_sampling_max_rounds`
     sampling rounds per step; the step then trains on the groups it kept (maybe fewer than
     `batch_size`, none at all makes a "no-signal" step that leaves the weights as they are)."""
-    dynamic_sampling_max_rounds: int = 3
+    dynamic_sampling_max_rounds: int = 2
     """Sampling rounds per step at most with `dynamic_sampling` (the first one included)."""
     mask_truncated_completions: bool | None = None
     """Leave answers cut off at `max_completion_tokens` out of the loss (their rewards still
