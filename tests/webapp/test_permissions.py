@@ -109,6 +109,7 @@ EVAL_URLS = {  # evaluations (webapp/evals)
     "evals:ab_new": ("post", "editor", lambda o: {}, dict),
     "evals:ab_review": ("post", "viewer", lambda o: {"pk": o["ab_review"]}, lambda: {"pick": "tie"}),
     "evals:ab_results": ("get", "viewer", lambda o: {"pk": o["ab_review"]}, None),
+    "evals:ab_calibrate": ("post", "editor", lambda o: {"pk": o["ab_review"]}, lambda: {"task_key": "x"}),
     "playground:page": ("get", "viewer", lambda o: {}, None),
     "playground:tasks": ("get", "viewer", lambda o: {}, None),
     "playground:stream": ("post", "viewer", lambda o: {}, lambda: {"model": "nope", "message": "hi"}),

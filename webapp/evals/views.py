@@ -190,4 +190,21 @@ def ab_review(request, access: ProjectAccess, pk: int):
 @project_view(Role.VIEWER)
 def ab_results(request, access: ProjectAccess, pk: int):
     review = ab.ab_review_get(project=access.project, pk=pk)
-    return render(request, "evals/ab_results.html", _context(access, review=review, r=ab.ab_results(review=review)))
+    return render(request, "evals/ab_results.html", _context(access, review=review, r=ab.ab_results(review=review),
+                                                             grader=ab.ab_grader(review)))
+
+
+@require_POST
+@project_view(Role.EDITOR)
+def ab_calibrate(request, access: ProjectAccess, pk: int):
+    """Send one disagreement's two answers to the grader's expert review queue."""
+    review = ab.ab_review_get(project=access.project, pk=pk)
+    try:
+        grader, items = ab.ab_disagreement_to_calibration(review=review, task_key=request.POST.get("task_key", ""),
+                                                          user=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("evals:ab_results", slug=access.project.slug, pk=review.pk)
+    messages.success(request, f"Both answers are in “{grader.name}”'s review queue: score them criterion by "
+                              "criterion to see where the grader goes wrong.")
+    return redirect("reviews:item", slug=access.project.slug, pk=grader.pk, item_pk=items[0].pk)
