@@ -105,6 +105,7 @@ EVAL_URLS = {  # evaluations (webapp/evals)
     "evals:run_evaluate": ("post", "editor", lambda o: {"run_pk": o["run"]}, dict),
     "evals:detail": ("get", "viewer", lambda o: {"pk": o["evaluation"]}, None),
     "evals:progress": ("get", "viewer", lambda o: {"pk": o["evaluation"]}, None),
+    "evals:items": ("get", "viewer", lambda o: {"pk": o["evaluation"]}, None),
     "evals:cancel": ("post", "editor", lambda o: {"pk": o["evaluation"]}, dict),
     "evals:ab_new": ("post", "editor", lambda o: {}, dict),
     "evals:ab_review": ("post", "viewer", lambda o: {"pk": o["ab_review"]}, lambda: {"pick": "tie"}),

@@ -15,5 +15,6 @@ urlpatterns = [
     path("review/<int:pk>/calibrate/", views.ab_calibrate, name="ab_calibrate"),
     path("<str:pk>/", views.evaluation_detail, name="detail"),
     path("<str:pk>/progress/", views.evaluation_progress, name="progress"),
+    path("<str:pk>/items/", views.evaluation_items, name="items"),
     path("<str:pk>/cancel/", views.evaluation_cancel, name="cancel"),
 ]

@@ -69,6 +69,15 @@ def evaluation_detail(request, access: ProjectAccess, pk: str):
 
 @require_GET
 @project_view(Role.VIEWER)
+def evaluation_items(request, access: ProjectAccess, pk: str):
+    """The answers table (htmx polls it while the evaluation runs, so new answers stream in)."""
+    evaluation = selectors.evaluation_get(project=access.project, pk=pk)
+    page = Paginator(selectors.evaluation_items(evaluation=evaluation), ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "evals/_items.html", _context(access, evaluation=evaluation, page=page))
+
+
+@require_GET
+@project_view(Role.VIEWER)
 def evaluation_progress(request, access: ProjectAccess, pk: str):
     evaluation = selectors.evaluation_get(project=access.project, pk=pk)
     return render(request, "evals/_progress.html", _context(access, evaluation=evaluation))
