@@ -33,8 +33,9 @@ class ReviewItem(models.Model):
     task = models.ForeignKey(Task, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                              help_text="The dataset task it answers, when known (its reference can be edited).")
     sample = models.ForeignKey(RunSample, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    eval_item = models.ForeignKey("evals.EvalItem", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
-                                  help_text="The evaluation task whose first answer this is, when it came from one.")
+    eval_item = models.ForeignKey("evals.EvalItem", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                  help_text="The evaluation task whose first answer this is (the answer is kept if the "
+                                            "evaluation is deleted: expert scores outlive it).")
     prompt = models.JSONField(help_text="The chat messages the model saw.")
     item = models.JSONField(help_text="The task's reference fields (what graders read as {{item.…}}).")
     output_text = models.TextField()

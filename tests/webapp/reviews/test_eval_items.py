@@ -60,6 +60,10 @@ def test_reviews_api_accepts_an_evaluation_item(setup, api_client_for):
     # same 10 answers and verdicts as the run-based calibration: 80 % overall, "correct" at 60 %
     assert body["overall"]["agreement"] == 0.8 and body["overall"]["items"] == 10
     assert body["criteria"]["correct"]["agreement"] == 0.6
+    # deleting the evaluation keeps the experts' scores and the answers they scored
+    ev.delete()
+    assert ReviewItem.objects.filter(grader_name=grader.name, eval_item__isnull=True).count() == 10
+    assert api.get(f"/v1/graders/{grader.pk}/agreement").json()["overall"]["agreement"] == 0.8
 
 
 def test_reviews_api_refuses_another_projects_evaluation_item(setup, api_client_for, sample_rows):
