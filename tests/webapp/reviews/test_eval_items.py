@@ -101,4 +101,7 @@ def test_queue_page_adds_an_evaluations_answers(setup, client_for):
     assert "no answers left" in r.content.decode()
     # the queue now serves them to experts, blind
     nxt = editor.get(reverse("reviews:next", args=[project.slug, grader.pk]))
-    assert "/items/" in nxt.url and "grader:" not in editor.get(nxt.url).content.decode()
+    page = editor.get(nxt.url).content.decode()
+    assert "/items/" in nxt.url and "grader:" not in page
+    # the answer names the evaluation it came from, linked to that task on its page
+    assert f'href="/p/{project.slug}/evals/{ev.pk}/#task-' in page and "Base model on sums</a>" in page
