@@ -49,6 +49,7 @@ def test_disagreement_to_the_review_queue(page, live_server, world, shot):  # no
     page.click("#add-answers summary")
     page.select_option("#add-evaluation", value=base.pk)
     page.fill("#add-eval-count", "3")
+    shot(page, "add-from-evaluation-form")
     page.click("#add-from-evaluation button[type=submit]")
     expect(page.locator("#review-progress")).to_contain_text("You have scored 1 of 4 answers")
     shot(page, "queue-from-evaluation")
