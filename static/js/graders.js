@@ -57,6 +57,15 @@
       }, { displayModeBar: false, responsive: true });
     });
   }
+  // The agreement report links here with ?criterion=<key>: bring that (highlighted) row into view.
+  function focusCriterion() {
+    const row = document.querySelector("#criteria .criterion.focused");
+    if (!row) return;
+    row.scrollIntoView({ block: "center" });
+    const name = row.querySelector("input[type=text]");
+    if (name) name.focus({ preventScroll: true });
+  }
+  document.addEventListener("DOMContentLoaded", focusCriterion);
   document.addEventListener("DOMContentLoaded", () => drawHistograms(document));
   document.addEventListener("htmx:afterSettle", (evt) => drawHistograms(evt.detail.elt || document));
 })();

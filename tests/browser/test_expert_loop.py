@@ -70,9 +70,19 @@ def test_review_ten_answers_fix_the_criterion_and_agreement_rises(page, live_ser
     shot(page, "agreement-before")
 
     # One click to the criterion; the run uses this grader, so saving makes version 2.
+    page.set_viewport_size({"width": 1280, "height": 420})  # short: the criterion starts below the fold
     page.locator("#disagreements a.edit-criterion").first.click()
     expect(page.locator("h1")).to_contain_text("Sums rubric")
     row = page.locator("fieldset.criterion", has=page.locator("input[name$='-name'][value=correct]"))
+    # the builder brings the criterion the report pointed to into view, highlighted, its name focused
+    expect(row).to_have_class("criterion card focused")
+    expect(page.locator("fieldset.criterion.focused")).to_have_count(1)
+    expect(row.locator(".focus-note")).to_be_visible()
+    expect(row).to_be_in_viewport()
+    expect(row.locator("input[name$='-name']")).to_be_focused()
+    assert page.evaluate("window.scrollY") > 0
+    shot(page, "edit-criterion-focused")
+    page.set_viewport_size({"width": 1280, "height": 900})
     row.locator("select[name$='-f-operation']").select_option("like")
     shot(page, "edit-criterion")
     page.click("#save-grader")
@@ -197,3 +207,23 @@ def test_difficulty_profile_then_bands_and_regrade_on_the_run_page(page, live_se
     page.locator("#run-findings").scroll_into_view_if_needed()
     shot(page, "run-bands-regrade")
     assert lenient.pk
+
+
+def test_builder_scrolls_to_the_criterion_named_in_the_link(page, live_server, world, shot):
+    """?criterion=<key> (the agreement report's link) scrolls the builder to that row and
+    highlights it; a key the version no longer has says so."""
+    user, project, dataset = world
+    grader, _, _ = make_calibration_run(project, dataset, user)
+    login(page, live_server)
+    page.set_viewport_size({"width": 1280, "height": 420})
+    page.goto(f"{live_server.url}/p/{project.slug}/graders/{grader.pk}/edit/?criterion=polite")
+    polite = page.locator("fieldset.criterion[data-key=polite]")
+    expect(polite).to_have_class("criterion card focused")
+    expect(polite).to_be_in_viewport()
+    expect(page.locator("fieldset.criterion[data-key=correct]")).not_to_have_class("criterion card focused")
+    assert page.evaluate("window.scrollY") > 0
+    shot(page, "builder-focus-polite")
+    page.goto(f"{live_server.url}/p/{project.slug}/graders/{grader.pk}/edit/?criterion=%3Cb%3Egone")
+    expect(page.locator("#focus-missing")).to_contain_text("no criterion “<b>gone”")
+    expect(page.locator("fieldset.criterion.focused")).to_have_count(0)
+    assert page.evaluate("window.scrollY") == 0

@@ -1,4 +1,5 @@
-"""OpenAI-compatible Files API: /v1/files. A fine-tune file becomes a dataset of tasks."""
+"""OpenAI-compatible Files API: /v1/files. A fine-tune file becomes a dataset of tasks; an evals
+file (`{"item", "sample"?}` lines) is kept as it is for the Evals API's `file_id` data sources."""
 
 from django.conf import settings
 from django.http import FileResponse
@@ -16,7 +17,7 @@ from .importers import ImportProblems
 from .models import File
 from .selectors import file_list
 
-PURPOSES = {"fine-tune"}
+PURPOSES = {"fine-tune", "evals"}  # evals: {"item", "sample"?} lines for the Evals API
 
 
 def file_object(file: File) -> dict:
@@ -83,7 +84,8 @@ def _file_create(request):
     access = api_project_for_write(request)
     purpose = request.data.get("purpose")
     if purpose not in PURPOSES:
-        raise ApiError(f"purpose must be 'fine-tune' here; got {purpose!r}.", param="purpose")
+        raise ApiError(f"purpose must be 'fine-tune' (tasks to train on) or 'evals' (items for the Evals API) "
+                       f"here; got {purpose!r}.", param="purpose")
     upload = request.FILES.get("file")
     if upload is None:
         raise ApiError("Attach the JSONL file as the multipart field `file`.", param="file")

@@ -172,6 +172,64 @@ def parse_jsonl(text: str, *, source: str = "", max_rows: int = MAX_ROWS) -> lis
     return rows
 
 
+EVAL_LINE_KEYS = ("item", "sample")
+
+
+def parse_eval_jsonl(text: str, *, source: str = "", max_rows: int = MAX_ROWS) -> list[dict]:
+    """Parse and validate an OpenAI evals data file (Files API purpose "evals"): every line is
+    `{"item": {...}, "sample": {...}}`, `sample` optional (the answer a jsonl eval run grades).
+    Raises ImportProblems naming the line and the field."""
+    problems = Problems(source)
+    rows: list[dict] = []
+    count = 0
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        count += 1
+        if count > max_rows:
+            continue
+        where = f"line {line_no}"
+        try:
+            row = jsonsafe.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.add(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except ValueError as exc:
+            problems.add(f"{where}: {exc}")
+            continue
+        if not isinstance(row, dict):
+            problems.add(f'{where}: each line must be an object like {{"item": {{...}}, "sample": {{...}}}}, '
+                         f"not {type(row).__name__}")
+            continue
+        found = []
+        extra = sorted(k for k in row if k not in EVAL_LINE_KEYS)
+        if extra:
+            found.append(f"{where}: unknown field{'s' if len(extra) > 1 else ''} "
+                         f"{', '.join(repr(k[:40]) for k in extra[:5])}; a line has only \"item\" and \"sample\" "
+                         "(put the task's fields inside \"item\")")
+        if "item" not in row:
+            found.append(f'{where}: "item" is missing: the task\'s fields, e.g. {{"item": {{"question": "...", '
+                         '"answer": "..."}}}}')
+        elif not isinstance(row["item"], dict):
+            found.append(f'{where}: "item" must be an object, not {type(row["item"]).__name__}')
+        sample = row.get("sample")
+        if "sample" in row and not isinstance(sample, dict):
+            found.append(f'{where}: "sample" must be an object like {{"output_text": "..."}}, '
+                         f"not {type(sample).__name__}")
+        elif isinstance(sample, dict) and "output_text" in sample and not isinstance(sample["output_text"], str):
+            found.append(f'{where}: "sample.output_text" must be a text')
+        for p in found:
+            problems.add(p)
+        if not found:
+            rows.append(row)
+    if count == 0:
+        problems.add("the file has no items (every line is blank)")
+    if count > max_rows:
+        problems.add(f"the file has {count:,} items; the limit is {max_rows:,}. Split it or trim it.")
+    problems.raise_if_any()
+    return rows
+
+
 # --- CSV -------------------------------------------------------------------------------
 
 

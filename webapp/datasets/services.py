@@ -298,19 +298,28 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 def file_create(*, project: Project, user, filename: str, data: bytes, purpose: str = "fine-tune") -> File:
-    """Validate a JSONL task file into a new dataset (all rows in train) and store its bytes."""
+    """Validate a JSONL task file into a new dataset (all rows in train) and store its bytes.
+
+    An evals file (purpose "evals": `{"item", "sample"?}` lines for OpenAI's Evals API) is
+    validated line by line and stored as it is, without a dataset: eval runs read it."""
     check_upload_size(name=filename, size=len(data))
-    rows = importers.parse_jsonl(importers.decode_upload(data, source=filename), source=filename)
+    text = importers.decode_upload(data, source=filename)
+    if purpose == "evals":
+        importers.parse_eval_jsonl(text, source=filename)
+        rows = None
+    else:
+        rows = importers.parse_jsonl(text, source=filename)
     file = File(project=project, filename=filename[:255], purpose=purpose, bytes=len(data), created_by=user)
     relative = Path("files") / str(project.pk) / f"{file.id}.jsonl"
     full = settings.STUDIO_DATA_DIR / relative
     _write_atomically(full, data)
     try:
         with transaction.atomic():
-            file.dataset = dataset_create_from_rows(
-                project=project, name=filename, user=user, train_rows=rows, valid_rows=[],
-                source=f"API upload {file.id}",
-            )
+            if rows is not None:
+                file.dataset = dataset_create_from_rows(
+                    project=project, name=filename, user=user, train_rows=rows, valid_rows=[],
+                    source=f"API upload {file.id}",
+                )
             file.path = str(relative)
             file.save(force_insert=True)
     except BaseException:

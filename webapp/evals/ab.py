@@ -95,6 +95,23 @@ def ab_pick_record(*, review: AbReview, user, task_key: str, pick: str, note: st
     return obj
 
 
+@transaction.atomic
+def ab_disagreement_to_calibration(*, review: AbReview, task_key: str, user):
+    """Both answers of one pair into the grader's review queue (grader calibration), where
+    experts score them criterion by criterion and the agreement report counts them.
+    Returns (grader, the review items)."""
+    from webapp.reviews.services import review_item_from_eval_item
+
+    grader = ab_grader(review)
+    if grader is None:
+        raise ValidationError("These evaluations were not graded with a saved grader of this project, so there is "
+                              "no grader to check with experts.")
+    if task_key not in shared_tasks(review):
+        raise ValidationError("This task is not part of the review.")
+    items = [get_object_or_404(ev.items, task_key=task_key) for ev in (review.candidate, review.baseline)]
+    return grader, [review_item_from_eval_item(grader=grader, eval_item=it, user=user) for it in items]
+
+
 def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
     """95% Wilson score interval of a proportion (successes may be fractional: ties count half)."""
     if n == 0:
@@ -103,6 +120,38 @@ def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def ab_grader(review: AbReview):
+    """The saved grader the two evaluations were graded with, for "open the grader" and for
+    sending a disagreement to its calibration queue: the candidate's, else its run's, else the
+    baseline's (an Evals API run has none). None when no saved grader of the project is known."""
+    from webapp.graders.models import Grader
+
+    for ev in (review.candidate, review.baseline):
+        pk = ev.grader_id or (ev.run.grader_id if ev.run_id else None)
+        if pk:
+            grader = Grader.objects.filter(pk=pk, project_id=review.project_id).first()
+            if grader is not None:
+                return grader
+    return None
+
+
+def _task_links(review: AbReview, pairs: list[tuple]) -> dict[str, tuple[int, int]]:
+    """task_key -> (dataset pk, task pk) of the dataset task each pair answered, only while that
+    task still exists in the project (either evaluation's item may carry it)."""
+    from webapp.datasets.models import Task
+
+    wanted = {key: [i.task_id for i in items if i is not None and i.task_id] for key, items in pairs}
+    ids = {t for ts in wanted.values() for t in ts}
+    found = dict(Task.objects.filter(pk__in=ids, dataset__project_id=review.project_id)
+                 .values_list("pk", "dataset_id")) if ids else {}
+    out = {}
+    for key, ts in wanted.items():
+        t = next((t for t in ts if t in found), None)
+        if t is not None:
+            out[key] = (found[t], t)
+    return out
 
 
 @dataclass
@@ -141,7 +190,10 @@ def ab_results(*, review: AbReview) -> AbResults:
         if verdict != p.choice:
             disagreements.append({"pick": p, "grader": verdict, "baseline": b, "candidate": c,
                                   "prompt": c.prompt, "reference": c.item.get("reference_answer"),
-                                  "task_id": c.task_id})
+                                  "task_id": c.task_id, "dataset_id": None})
+    links = _task_links(review, [(d["pick"].task_key, (d["candidate"], d["baseline"])) for d in disagreements])
+    for d in disagreements:
+        d["dataset_id"], d["task_id"] = links.get(d["pick"].task_key, (None, None))
     g_rate = (g["wins"] + g["ties"] / 2) / n if n else None
     return AbResults(n=n, wins=wins, losses=losses, ties=ties,
                      win_rate=(wins + ties / 2) / n if n else None, ci=wilson(wins + ties / 2, n),

@@ -301,9 +301,10 @@ def _rows_from_file(project: Project, file_id: Any) -> list[dict]:
                 if not isinstance(row, dict):
                     raise EvalInputError(f"{file.filename}, line {n}: each line must be a JSON object.",
                                          "data_source.source.id")
-                # an eval file has {"item", "sample"?} lines; a task file's line is the item itself,
-                # with the answer to grade (jsonl runs) under its "sample" key
-                if "item" not in row:
+                # an evals file (purpose "evals", checked line by line at upload) has {"item", "sample"?}
+                # lines; a task file's line is the item itself, with the answer to grade (jsonl runs)
+                # under its "sample" key
+                if file.purpose != "evals" and "item" not in row:
                     row = {"item": {k: v for k, v in row.items() if k != "sample"},
                            **({"sample": row["sample"]} if "sample" in row else {})}
                 rows.append(row)

@@ -69,6 +69,15 @@ def evaluation_detail(request, access: ProjectAccess, pk: str):
 
 @require_GET
 @project_view(Role.VIEWER)
+def evaluation_items(request, access: ProjectAccess, pk: str):
+    """The answers table (htmx polls it while the evaluation runs, so new answers stream in)."""
+    evaluation = selectors.evaluation_get(project=access.project, pk=pk)
+    page = Paginator(selectors.evaluation_items(evaluation=evaluation), ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "evals/_items.html", _context(access, evaluation=evaluation, page=page))
+
+
+@require_GET
+@project_view(Role.VIEWER)
 def evaluation_progress(request, access: ProjectAccess, pk: str):
     evaluation = selectors.evaluation_get(project=access.project, pk=pk)
     return render(request, "evals/_progress.html", _context(access, evaluation=evaluation))
@@ -190,4 +199,21 @@ def ab_review(request, access: ProjectAccess, pk: int):
 @project_view(Role.VIEWER)
 def ab_results(request, access: ProjectAccess, pk: int):
     review = ab.ab_review_get(project=access.project, pk=pk)
-    return render(request, "evals/ab_results.html", _context(access, review=review, r=ab.ab_results(review=review)))
+    return render(request, "evals/ab_results.html", _context(access, review=review, r=ab.ab_results(review=review),
+                                                             grader=ab.ab_grader(review)))
+
+
+@require_POST
+@project_view(Role.EDITOR)
+def ab_calibrate(request, access: ProjectAccess, pk: int):
+    """Send one disagreement's two answers to the grader's expert review queue."""
+    review = ab.ab_review_get(project=access.project, pk=pk)
+    try:
+        grader, items = ab.ab_disagreement_to_calibration(review=review, task_key=request.POST.get("task_key", ""),
+                                                          user=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("evals:ab_results", slug=access.project.slug, pk=review.pk)
+    messages.success(request, f"Both answers are in “{grader.name}”'s review queue: score them criterion by "
+                              "criterion to see where the grader goes wrong.")
+    return redirect("reviews:item", slug=access.project.slug, pk=grader.pk, item_pk=items[0].pk)

@@ -116,8 +116,12 @@ def _builder_page(request, access, *, form, rubric, grader=None, dataset=None, s
         "access": access, "project": access.project, "form": form, "rubric": rubric, "grader": grader,
         "chips": _chips(dataset), "catalogue": rb.CATALOGUE, "keys": [c.key for c in rubric.criteria],
     }
+    # ?criterion=<key>: the agreement report's "edit the criterion" link; that row is highlighted
+    focus = request.GET.get("criterion", "")[:200] if request.method == "GET" else ""
     for c in rubric.criteria:
         c.rendered = c.widgets(context["chips"])  # type: ignore[attr-defined]
+        c.focused = bool(focus) and c.key == focus  # type: ignore[attr-defined]
+    context["focus_missing"] = focus if focus and not any(c.key == focus for c in rubric.criteria) else ""
     template = "graders/_builder.html" if request.htmx else "graders/builder.html"
     return render(request, template, context, status=200 if request.htmx else status)
 

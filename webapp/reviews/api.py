@@ -1,6 +1,6 @@
 """Our API for grader calibration: experts' scores in, the agreement report out.
 
-- `POST /v1/reviews` `{grader_id, sample_id | review_item_id | {item, output_text}, criterion?, score,
+- `POST /v1/reviews` `{grader_id, sample_id | review_item_id | eval_item_id | {item, output_text}, criterion?, score,
   reviewer_note?}` records one expert score (again: changes it).
 - `GET /v1/graders/{id}/agreement`: the report the calibration page shows, computed the same way.
 - `POST /v1/graders/{id}/rescore`: score every reviewed answer with this grader version.
@@ -13,6 +13,7 @@ from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from webapp.core.api import ApiError, api_projects
+from webapp.evals.models import EvalItem
 from webapp.graders.api import _get as grader_for_request
 from webapp.projects.access import project_access
 from webapp.projects.models import Role
@@ -38,6 +39,7 @@ def _id(value, param: str) -> int:
 def review_object(review, *, grader) -> dict:
     return {"id": f"review-{review.pk}", "object": "grader.review", "grader_id": grader.pk,
             "review_item_id": review.item_id, "sample_id": review.item.sample_id,
+            "eval_item_id": review.item.eval_item_id,
             "criterion": review.criterion or None, "score": review.score, "reviewer_note": review.note,
             "created_at": int(review.created_at.timestamp())}
 
@@ -68,9 +70,14 @@ def reviews(request):
                        param="sample_id")
     try:
         if sources == ["eval_item_id"]:
-            raise ApiError("eval_item_id: evaluations are not available on this server yet; send sample_id, or "
-                           "item with output_text.", param="eval_item_id")
-        if sources == ["sample_id"]:
+            eval_item = (EvalItem.objects.select_related("evaluation")
+                         .filter(pk=_id(body["eval_item_id"], "eval_item_id"),
+                                 evaluation__project__in=api_projects(request)).first())
+            if eval_item is None or eval_item.evaluation.project_id != grader.project_id:
+                raise ApiError(f"No evaluation item {body['eval_item_id']!r} in the grader's project.",
+                               status_code=404, param="eval_item_id", code="not_found")
+            item = services.review_item_from_eval_item(grader=grader, eval_item=eval_item, user=request.user)
+        elif sources == ["sample_id"]:
             sample = (RunSample.objects.select_related("run__dataset")
                       .filter(pk=_id(body["sample_id"], "sample_id"), run__project__in=api_projects(request)).first())
             if sample is None or sample.run.project_id != grader.project_id:

@@ -20,6 +20,7 @@ class Source(models.TextChoices):
     FLAG = "flag", "Flagged “grader was wrong”"
     PASTED = "pasted", "Pasted answer"
     BASE_MODEL = "base_model", "Base model's answer (difficulty profile)"
+    EVALUATION = "evaluation", "An evaluation's answer"
 
 
 class ReviewItem(models.Model):
@@ -32,6 +33,9 @@ class ReviewItem(models.Model):
     task = models.ForeignKey(Task, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                              help_text="The dataset task it answers, when known (its reference can be edited).")
     sample = models.ForeignKey(RunSample, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    eval_item = models.ForeignKey("evals.EvalItem", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                  help_text="The evaluation task whose first answer this is (the answer is kept if the "
+                                            "evaluation is deleted: expert scores outlive it).")
     prompt = models.JSONField(help_text="The chat messages the model saw.")
     item = models.JSONField(help_text="The task's reference fields (what graders read as {{item.…}}).")
     output_text = models.TextField()
@@ -42,7 +46,9 @@ class ReviewItem(models.Model):
         ordering = ["pk"]
         indexes = [models.Index(fields=["project", "grader_name"])]
         constraints = [models.UniqueConstraint(fields=["project", "grader_name", "sample"],
-                                               name="one_review_item_per_sample")]
+                                               name="one_review_item_per_sample"),
+                       models.UniqueConstraint(fields=["project", "grader_name", "eval_item"],
+                                               name="one_review_item_per_eval_item")]
 
     def __str__(self) -> str:
         return f"review item {self.pk} ({self.grader_name})"

@@ -150,6 +150,61 @@ def review_item_from_sample(*, grader: Grader, sample: RunSample, user) -> Revie
                              tasks=_task_index(sample.run.dataset))
 
 
+def _task_of_eval_item(eval_item, project_id: int) -> Task | None:
+    """The dataset task an evaluation answered, while it still exists in the project."""
+    if not eval_item.task_id:
+        return None
+    return Task.objects.select_related("dataset").filter(pk=eval_item.task_id, dataset__project_id=project_id).first()
+
+
+def _item_from_eval_item(*, grader: Grader, eval_item, user) -> ReviewItem:
+    """The evaluation's first answer to a task, as a review item (the one the pages show).
+    What the evaluation's grader gave that answer is kept as that grader spec's grade."""
+    evaluation = eval_item.evaluation
+    task = _task_of_eval_item(eval_item, grader.project_id)
+    item, created = ReviewItem.objects.get_or_create(
+        project=grader.project, grader_name=grader.name, eval_item=eval_item,
+        defaults={"source": Source.EVALUATION, "dataset": task.dataset if task else evaluation.dataset,
+                  "task": task, "prompt": eval_item.prompt, "item": eval_item.item or {},
+                  "output_text": eval_item.output_text, "created_by": user})
+    if created and evaluation.grader_spec:
+        first = (eval_item.samples or [{}])[0] if isinstance(eval_item.samples, list) else {}
+        reward = first.get("reward", eval_item.reward) if isinstance(first, dict) else eval_item.reward
+        sub = first.get("sub_rewards", eval_item.sub_rewards) if isinstance(first, dict) else eval_item.sub_rewards
+        ItemGrade.objects.get_or_create(item=item, spec_hash=spec_hash(evaluation.grader_spec), defaults={
+            "item_hash": item_hash(item.output_text, item.item), "reward": float(reward or 0.0),
+            "sub_rewards": sub or {}})
+        _seen(evaluation.grader_spec, project=grader.project, grader_name=grader.name,
+              label=f"as evaluation {evaluation.name or evaluation.pk} graded")
+    return item
+
+
+@transaction.atomic
+def review_item_from_eval_item(*, grader: Grader, eval_item, user) -> ReviewItem:
+    """One evaluation task's answer into the grader's review queue (same project only)."""
+    if eval_item.evaluation.project_id != grader.project_id:
+        raise ValidationError({"eval_item_id": "That evaluation belongs to another project."})
+    return _item_from_eval_item(grader=grader, eval_item=eval_item, user=user)
+
+
+@transaction.atomic
+def review_items_add_from_evaluation(*, grader: Grader, evaluation, count: int, user) -> list[ReviewItem]:
+    """Add up to `count` of an evaluation's answers (one per task, spread over its tasks, new ones only)."""
+    if evaluation.project_id != grader.project_id:
+        raise ValidationError({"evaluation": "That evaluation belongs to another project."})
+    if not 1 <= count <= MAX_ADD:
+        raise ValidationError({"count": f"Add between 1 and {MAX_ADD} answers at a time."})
+    taken = set(ReviewItem.objects.filter(project=grader.project, grader_name=grader.name,
+                                          eval_item__evaluation=evaluation).values_list("eval_item_id", flat=True))
+    candidates = [pk for pk in evaluation.items.order_by("index").values_list("pk", flat=True) if pk not in taken]
+    if not candidates:
+        raise ValidationError({"evaluation": "This evaluation has no answers left that are not already in the "
+                                             "review queue."})
+    picked = _evenly(candidates, count)
+    items = evaluation.items.filter(pk__in=picked).select_related("evaluation").order_by("index")
+    return [_item_from_eval_item(grader=grader, eval_item=it, user=user) for it in items]
+
+
 # --- expert scores ---------------------------------------------------------------------------
 
 

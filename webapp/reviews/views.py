@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webapp.datasets.models import Task
+from webapp.evals.models import EvalStatus, Evaluation
 from webapp.graders.selectors import grader_list_latest
 from webapp.projects.access import ProjectAccess, project_view
 from webapp.projects.models import Role
@@ -62,6 +63,8 @@ def grader_reviews(request, access: ProjectAccess, pk: str):
         "progress": selectors.review_progress(project=access.project, grader_name=grader.name, user=request.user),
         "runs": [r for r in runs if r.grader is None or r.grader.name == grader.name],
         "tasks": tasks, "criteria": selectors.grader_criteria(grader.spec),
+        "evaluations": Evaluation.objects.filter(project=access.project, status=EvalStatus.COMPLETED,
+                                                 total_items__gt=0).order_by("-created_at")[:50],
     })
     return render(request, "reviews/grader.html", context)
 
@@ -101,6 +104,16 @@ def grader_add(request, access: ProjectAccess, pk: str):
                                                        request.POST.get("split") in ("train", "valid") else "")
             messages.success(request, f"Added {len(added)} answer{'s' if len(added) != 1 else ''} of run "
                                       f"{run.suffix or run.pk} to review.")
+        elif request.POST.get("source") == "evaluation":
+            evaluation = get_object_or_404(Evaluation, project=access.project, pk=request.POST.get("evaluation", ""))
+            try:
+                count = int(request.POST.get("count", "10"))
+            except ValueError:
+                raise ValidationError({"count": "How many answers: a whole number."}) from None
+            added = services.review_items_add_from_evaluation(grader=grader, evaluation=evaluation, count=count,
+                                                              user=request.user)
+            messages.success(request, f"Added {len(added)} answer{'s' if len(added) != 1 else ''} of evaluation "
+                                      f"“{evaluation.name or evaluation.model_name}” to review.")
         else:
             task = None
             if request.POST.get("task"):

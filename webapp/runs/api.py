@@ -177,6 +177,9 @@ def _file_dataset(request, file_id, *, param: str, project):
     if not isinstance(file_id, str):
         raise ApiError(f"{param} must be a file id like 'file-…'.", param=param)
     file = file_find(projects=api_projects(request), pk=file_id)
+    if file is not None and file.dataset is None and file.purpose == "evals":
+        raise ApiError(f"{file_id} is an evals file (purpose evals, for the Evals API); a fine-tuning job needs a "
+                       "task file uploaded with purpose fine-tune.", param=param, code="invalid_file")
     if file is None or file.dataset is None:
         raise ApiError(f"No such file: {file_id!r}. Upload it with POST /v1/files (purpose fine-tune) first.",
                        status_code=400, param=param, code="file_not_found")

@@ -131,3 +131,66 @@ def test_openai_sdk_files_against_live_server(live_server, project_with_roles, a
     assert client.files.delete(created.id).deleted is True
     with pytest.raises(NotFoundError):
         client.files.retrieve(created.id)
+
+
+def test_evals_file_upload_is_checked_line_by_line(project_with_roles, api_client_for, settings,
+                                                    django_capture_on_commit_callbacks):
+    """purpose=evals: OpenAI's {"item", "sample"?} lines, kept as a file (no dataset)."""
+    project, users = project_with_roles
+    client = api_client_for(users["editor"], project)
+    raw = jsonl([{"item": {"question": "2+2?", "answer": "4"}, "sample": {"output_text": "4"}},
+                 {"item": {"question": "3+3?", "answer": "6"}}])
+    response = post_file(client, raw, "items.jsonl", purpose="evals")
+    assert response.status_code == 200, response.content
+    obj = response.json()
+    assert obj["purpose"] == "evals" and obj["dataset_id"] is None and obj["bytes"] == len(raw)
+    assert not Dataset.objects.exists()
+    assert [f["id"] for f in client.get("/v1/files", {"purpose": "evals"}).json()["data"]] == [obj["id"]]
+    assert client.get("/v1/files", {"purpose": "fine-tune"}).json()["data"] == []
+    assert client.get(f"/v1/files/{obj['id']}").json() == obj
+    assert b"".join(client.get(f"/v1/files/{obj['id']}/content").streaming_content) == raw
+
+    bad = b"\n".join([
+        b'{"item": {"q": "a"}}',
+        b'{"question": "2+2?", "answer": "4"}',   # fields not under "item"
+        b'{"item": "2+2?"}',
+        b'{"item": {"q": "b"}, "sample": "4"}',
+        b'{"item": {"q": "c"}, "sample": {"output_text": 4}}',
+        b'[1, 2]',
+        b'{"item": ',
+    ])
+    error = post_file(client, bad, "bad-items.jsonl", purpose="evals").json()["error"]
+    assert error["param"] == "file" and error["code"] == "invalid_file"
+    message = error["message"]
+    assert "bad-items.jsonl: line 1" not in message
+    assert "bad-items.jsonl: line 2: unknown fields 'answer', 'question'" in message
+    assert 'bad-items.jsonl: line 2: "item" is missing' in message
+    assert 'bad-items.jsonl: line 3: "item" must be an object, not str' in message
+    assert 'bad-items.jsonl: line 4: "sample" must be an object' in message
+    assert 'bad-items.jsonl: line 5: "sample.output_text" must be a text' in message
+    assert "bad-items.jsonl: line 6: each line must be an object" in message
+    assert "bad-items.jsonl: line 7: invalid JSON" in message
+    assert "empty.jsonl: the file is empty" in post_file(client, b"\n \n", "empty.jsonl",
+                                                         purpose="evals").json()["error"]["message"]
+    settings.STUDIO_MAX_UPLOAD_BYTES = 10
+    too_big = post_file(client, raw, "items.jsonl", purpose="evals")
+    assert too_big.status_code == 400 and "the limit is" in too_big.json()["error"]["message"]
+    assert post_file(client, b"x" * 100_000, "items.jsonl", purpose="evals").status_code == 413
+    assert File.objects.count() == 1  # nothing half-written
+
+    # a fine-tuning job is told it is the wrong kind of file
+    job = client.post("/v1/fine_tuning/jobs", {"model": "tiny", "training_file": obj["id"],
+                                               "method": {"type": "reinforcement", "reinforcement": {
+                                                   "grader": {"type": "string_check", "name": "x",
+                                                              "input": "{{sample.output_text}}",
+                                                              "reference": "{{item.answer}}", "operation": "eq"}}}},
+                      content_type="application/json").json()["error"]
+    assert job["param"] == "training_file" and "evals file" in job["message"]
+
+    viewer = api_client_for(users["viewer"], project)
+    assert viewer.delete(f"/v1/files/{obj['id']}").status_code == 403
+    assert api_client_for(users["outsider"]).get(f"/v1/files/{obj['id']}").status_code == 404
+    path = file_path(File.objects.get())
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.delete(f"/v1/files/{obj['id']}").json()["deleted"] is True
+    assert not File.objects.exists() and not path.exists()

@@ -351,6 +351,44 @@ def test_file_id_sources_use_an_uploaded_task_file(world, live_server, api_key_f
     assert err.value.body["param"] == "data_source.source.id"
 
 
+def test_file_id_sources_read_a_purpose_evals_file(world, live_server, api_key_for):
+    """OpenAI's own flow: upload {"item", "sample"} lines with purpose="evals", then a jsonl
+    run with a file_id source grades the lines' answers; a completions run answers the items."""
+    project, users, dataset, run = world
+    client = sdk(live_server, api_key_for, users["editor"], project)
+    lines = [{"item": {"answer": i["answer"], **({"boom": True} if i.get("boom") else {}),
+                       "messages": [{"role": "user", "content": f"say {i['answer']}"}]},
+              "sample": {"output_text": s}} for i, s in GIVEN]
+    file = client.files.create(file=("items.jsonl", jsonl(lines)), purpose="evals")
+    assert file.purpose == "evals" and [f.id for f in client.files.list(purpose="evals")] == [file.id]
+    assert client.files.retrieve(file.id).filename == "items.jsonl"
+    ev = make_eval(client)
+    given = client.evals.runs.create(ev.id, data_source={"type": "jsonl", "source": {"type": "file_id",
+                                                                                      "id": file.id}})
+    eval_run_execute(evaluation_id=given.id)
+    given = client.evals.runs.retrieve(given.id, eval_id=ev.id)
+    # the hand-worked counts of GIVEN (see test_jsonl_run_hand_worked_counts_items_and_pages)
+    assert given.result_counts.model_dump() == {"total": 5, "passed": 1, "failed": 3, "errored": 1}
+    items = list(client.evals.runs.output_items.list(given.id, eval_id=ev.id))
+    assert items[1].datasource_item["answer"] == "b" and items[1].sample.output[0].content == "bbbbbb"
+    answered = client.evals.runs.create(ev.id, data_source={
+        "type": "completions", "model": "tiny", "source": {"type": "file_id", "id": file.id},
+        "input_messages": {"type": "item_reference", "item_reference": "item.messages"},
+        "sampling_params": {"max_completion_tokens": 3}})
+    eval_run_execute(evaluation_id=answered.id)
+    answered = client.evals.runs.retrieve(answered.id, eval_id=ev.id)
+    assert answered.status == "completed" and answered.result_counts.total == 5
+    # a bad line is refused at upload, named by its line
+    with pytest.raises(openai.BadRequestError) as err:
+        client.files.create(file=("bad.jsonl", jsonl([{"item": {"answer": "a"}}, {"answer": "b"}])),
+                            purpose="evals")
+    assert "bad.jsonl: line 2" in err.value.message and '"item" is missing' in err.value.message
+    assert client.files.delete(file.id).deleted is True
+    with pytest.raises(openai.BadRequestError) as err:
+        client.evals.runs.create(ev.id, data_source={"type": "jsonl", "source": {"type": "file_id", "id": file.id}})
+    assert err.value.body["param"] == "data_source.source.id"
+
+
 def test_a_run_that_cannot_load_its_model_fails_readably(world, live_server, api_key_for):
     import shutil
 

@@ -101,3 +101,28 @@ def test_an_older_succeeded_run_can_be_evaluated_from_its_page(dataset, project_
     assert response.status_code == 302
     assert sorted(run.evaluations.values_list("purpose", flat=True)) == ["run_base", "run_trained"]
     assert "Measuring base model vs trained model" in editor.get(f"/p/{project.slug}/runs/{run.pk}/").content.decode()
+
+
+def test_answers_stream_in_while_the_evaluation_runs(finished_run, client_for):
+    """The detail page's answers table polls its partial while running; new answers show
+    there (escaped) without a reload, and polling stops once the evaluation is finished."""
+    from webapp.evals.models import EvalItem
+    from webapp.runs.hooks import task_key
+
+    project, users, run, base, trained = finished_run
+    Evaluation.objects.filter(pk=trained.pk).update(status=EvalStatus.IN_PROGRESS, total_items=7, done_items=5)
+    viewer = client_for(users["viewer"])
+    partial = f"/p/{project.slug}/evals/{trained.pk}/items/"
+    html = viewer.get(f"/p/{project.slug}/evals/{trained.pk}/").content.decode()
+    assert f'hx-get="{partial}?page=1" hx-trigger="every 3s"' in html and "New answers appear here" in html
+    prompt = [{"role": "user", "content": "late task"}]
+    EvalItem.objects.create(evaluation=trained, index=5, task_key=task_key(prompt), prompt=prompt, item={},
+                            output_text="<img src=x onerror=alert(1)> streamed", reward=1.0)
+    rows = viewer.get(partial, {"page": "1"}).content.decode()
+    assert 'id="eval-answers"' in rows
+    assert rows.count("<tr id=\"task-") == 6 and "&lt;img src=x onerror=alert(1)&gt; streamed" in rows
+    assert 'hx-trigger="every 3s"' in rows
+    Evaluation.objects.filter(pk=trained.pk).update(status=EvalStatus.COMPLETED, done_items=7)
+    final = viewer.get(partial).content.decode()
+    assert "hx-trigger" not in final and "New answers appear" not in final and final.count('<tr id="task-') == 6
+    assert client_for(users["outsider"]).get(partial).status_code == 404

@@ -171,7 +171,7 @@ def test_reviews_api_errors_name_the_field(calibration, api_client_for):
     assert post(sample_id=sample.pk, score="NaN").json()["error"]["param"] == "score"
     assert post(sample_id=sample.pk, criterion="nope", score=1).json()["error"]["param"] == "criterion"
     assert post(score=1).json()["error"]["param"] == "sample_id"
-    assert post(eval_item_id=3, score=1).json()["error"]["param"] == "eval_item_id"
+    assert post(eval_item_id=3, score=1).status_code == 404  # no such evaluation item
     assert post(sample_id=99999999, score=1).status_code == 404
     r = post(item={"messages": [{"role": "user", "content": "What is 1 + 1?"}], "reference_answer": "2"},
              output_text="2", criterion="correct", score=1)
