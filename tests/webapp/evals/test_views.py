@@ -24,7 +24,7 @@ def finished_run(dataset, project_with_roles):
 def test_run_page_leads_with_before_after(finished_run, client_for):
     project, users, run, base, trained = finished_run
     html = client_for(users["viewer"]).get(f"/p/{project.slug}/runs/{run.pk}/").content.decode()
-    assert "Validation reward 0.440" in html and "0.780" in html
+    assert "base model 0.440" in html and "trained model 0.780" in html
     assert "better on 3 tasks, worse on 1, same on 1" in html
     assert 'id="eval-criteria-chart"' in html and 'data-criterion="short"' in html
     # the task that changed most comes first and links to the comparison
