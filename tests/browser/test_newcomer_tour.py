@@ -163,6 +163,10 @@ def test_newcomer_tour(browser, live_server, world, shot, width):
             problems += check_text(name, page.evaluate(VISIBLE_TEXT))
             problems += [f"{name}: {e}" for e in page.evaluate("window.__htmxErrors")]
             shot(page, f"{width}-{name}")
+            if name == "run":  # leads with the answer: before/after, then the run's own numbers, then findings
+                order = page.evaluate("""() => ["run-eval-summary", "run-live", "run-findings", "run-charts"]
+                  .map(id => document.getElementById(id)).map(el => el ? el.getBoundingClientRect().top : null)""")
+                assert None not in order and order == sorted(order), order
             if width < 500 and name == "run":  # long: also in screen-high pieces, to read
                 height = page.evaluate("document.documentElement.scrollHeight")
                 for i, top in enumerate(range(0, height, 1400)):
