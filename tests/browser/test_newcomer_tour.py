@@ -71,7 +71,7 @@ def world(django_user_model):
     from webapp.graders.services import grader_create
     from webapp.projects.services import project_create
 
-    user = django_user_model.objects.create_user("newcomer", password="pw-newcomer")
+    user = django_user_model.objects.create_user("newcomer", password="pw-newcomer", is_staff=True)  # sees System
     project = project_create(name="Support triage", owner=user)
     data = jsonl([rft_row(q, r) for q, r in zip(QUESTIONS, REFS, strict=True)])
     dataset = dataset_import_jsonl(project=project, name="Tickets", user=user,
