@@ -81,6 +81,9 @@ def world(django_user_model):
                    grader=grader)
     other = make_run(project, dataset, user, steps=12, total_steps=12, status="succeeded", suffix="triage-v0",
                      grader=grader)
+    for metric in other.metrics.all():  # most task groups scored alike: the findings panel has a finding
+        metric.data["train/frac_zero_std_groups"] = 0.8
+        metric.save(update_fields=["data"])
     valid = list(dataset.tasks.order_by("position").values_list("pk", flat=True))[:4]
     common = {"prompts": QUESTIONS[:4], "refs": REFS[:4], "task_ids": valid}
     base = make_eval(project, run, "run_base", [0.0, 1.0, 0.0, 0.5], outputs=["Hello!", "shipping", "Sorry", "acc"],
@@ -105,6 +108,7 @@ def screens(project, dataset, grader, run, other, base, trained, ab_pk):
         "runs": f"{p}/runs/",
         "new-run": f"{p}/runs/new/",
         "run": f"{p}/runs/{run.pk}/",
+        "run-with-finding": f"{p}/runs/{other.pk}/",
         "samples": f"{p}/runs/{run.pk}/samples/",
         "compare-runs": f"{p}/runs/compare/?run={run.pk}&run={other.pk}",
         "evaluations": f"{p}/evals/",
@@ -163,6 +167,10 @@ def test_newcomer_tour(browser, live_server, world, shot, width):
             problems += check_text(name, page.evaluate(VISIBLE_TEXT))
             problems += [f"{name}: {e}" for e in page.evaluate("window.__htmxErrors")]
             shot(page, f"{width}-{name}")
+            if name == "run-with-finding":
+                expect(page.locator("#finding-no_signal")).to_contain_text("Little to learn from")
+                expect(page.locator("#run-eval-summary #run-evaluate")).to_be_visible()  # offered, below the run's numbers
+                expect(page.locator("#regrade-none")).to_be_visible()  # its own grader is the only one: nothing to re-grade with
             if name == "run":  # leads with the answer: before/after, then the run's own numbers, then findings
                 order = page.evaluate("""() => ["run-eval-summary", "run-live", "run-findings", "run-charts"]
                   .map(id => document.getElementById(id)).map(el => el ? el.getBoundingClientRect().top : null)""")
