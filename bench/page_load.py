@@ -56,8 +56,34 @@ def measure(page, url: str, chart: bool) -> dict:
             "chart_ms": drawn, "kb": timing["transferred"] / 1024}
 
 
+def before_after(run, *, n_tasks: int) -> None:
+    """The base and trained model's evaluations on `n_tasks` validation tasks, as the evaluation
+    worker leaves them once a run has finished: the run page then shows its before/after summary."""
+    from webapp.evals.models import EvalItem, EvalStatus, Evaluation
+    from webapp.runs.hooks import task_key
+
+    spec = run.grader_spec
+    for purpose, model, shift in (("run_base", run.base_model, 0.0), ("run_trained", f"ft:{run.pk}", 0.3)):
+        rewards = [min(1.0, ((i * 37) % 100) / 100 + shift) for i in range(n_tasks)]
+        ev = Evaluation.objects.create(project=run.project, run=run, purpose=purpose, model_name=model,
+                                       base_model=run.base_model, dataset=run.dataset, split="valid",
+                                       grader_spec=spec, sampling={"max_completion_tokens": 128},
+                                       status=EvalStatus.COMPLETED, total_items=n_tasks, done_items=n_tasks,
+                                       reward_mean=sum(rewards) / n_tasks, checkpoint_step=10)
+        items = []
+        for i, r in enumerate(rewards):
+            prompt = [{"role": "user", "content": f"Validation question {i}: where should this ticket go? " * 3}]
+            answer = {"output_text": f"Route {i} to the billing team. " * 8, "reward": r,
+                      "sub_rewards": {"correct": r, "polite": 1 - r}}
+            items.append(EvalItem(evaluation=ev, index=i, task_key=task_key(prompt), prompt=prompt,
+                                  item={"reference_answer": "billing"}, output_text=answer["output_text"],
+                                  reward=r, sub_rewards=answer["sub_rewards"], samples=[answer]))
+        EvalItem.objects.bulk_create(items)
+
+
 def extra_objects(info: dict) -> dict:
-    """A grader (for its page and the New run form) and a second run (for the compare page)."""
+    """A grader (for its page and the New run form), a second run (for the compare page) and the
+    run's before/after evaluations (100 validation tasks: the run page leads with them)."""
     from django.db import connection
 
     from webapp.graders.services import grader_create
@@ -67,6 +93,7 @@ def extra_objects(info: dict) -> dict:
     grader = grader_create(project=run.project, name="Route", user=run.created_by, dataset=run.dataset, spec={
         "type": "string_check", "name": "route", "input": "{{sample.output_text}}",
         "reference": "{{item.reference_answer}}", "operation": "eq"})
+    before_after(run, n_tasks=100)
     other = Run.objects.get(pk=run.pk)
     other.id, other.suffix, other.config = new_run_id(), "load-bench-2", {"learning_rate": 2e-5}
     other.save(force_insert=True)

@@ -24,7 +24,7 @@
       Plotly.newPlot(el, traces, {
         height: 260, margin: { l: 48, r: 12, t: 28, b: 30 }, showlegend: true,
         legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 11 } },
-        xaxis: { title: { text: "step" } }, yaxis: { title: { text: "mean reward" }, range: [0, 1.05] },
+        xaxis: { title: { text: "step" } }, yaxis: { title: { text: "mean score" }, range: [0, 1.05] },
         font: { family: "system-ui, sans-serif", size: 12 },
       }, { displaylogo: false, responsive: true });
     });

@@ -52,7 +52,7 @@ def test_run_page_answers_then_compare_tasks(page, live_server, finished, shot):
     run, base, trained = finished
     login(page, live_server)
     page.goto(f"{live_server.url}/p/{run.project.slug}/runs/{run.pk}/")
-    expect(page.locator("#eval-headline")).to_contain_text("Validation reward 0.383 → 0.833")
+    expect(page.locator("#eval-headline")).to_contain_text("base model 0.383 → trained model 0.833")
     expect(page.locator("#eval-headline")).to_contain_text("better on 3 tasks, worse on 1, same on 2")
     expect(page.locator("#eval-criteria-chart .bar-pair")).to_have_count(2)
     shot(page, "run-page-before-after")

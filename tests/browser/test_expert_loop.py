@@ -202,7 +202,7 @@ def test_difficulty_profile_then_bands_and_regrade_on_the_run_page(page, live_se
     page.click("#regrade-form button[type=submit]")
     regrade_execute(regrade_id=Regrade.objects.get().pk)
     page.reload()
-    expect(page.locator("#regrade")).to_contain_text("Contains v1: mean reward 1.00")
+    expect(page.locator("#regrade")).to_contain_text("Contains v1: mean score 1.00")
     expect(page.locator(".regrade-chart .scatterlayer .trace")).to_have_count(2)
     page.locator("#run-findings").scroll_into_view_if_needed()
     shot(page, "run-bands-regrade")

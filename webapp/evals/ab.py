@@ -46,12 +46,12 @@ def ab_review_create(*, project: Project, user, baseline: Evaluation, candidate:
         if ev.project_id != project.pk:
             raise ValidationError("Both evaluations must belong to this project.")
         if ev.status != EvalStatus.COMPLETED:
-            raise ValidationError(f"{ev.name or ev.pk} is not completed yet.")
+            raise ValidationError(f"{ev.label} is not completed yet.")
     if baseline.pk == candidate.pk:
         raise ValidationError("Pick two different evaluations.")
     review = AbReview.objects.create(project=project, baseline=baseline, candidate=candidate, created_by=user,
                                      seed=random.SystemRandom().randrange(2**31),
-                                     name=name.strip()[:200] or f"{candidate.name or candidate.pk} vs {baseline.name or baseline.pk}")
+                                     name=name.strip()[:200] or f"{candidate.label} vs {baseline.label}")
     if not shared_tasks(review):
         raise ValidationError("These two evaluations have no task in common.")
     return review

@@ -92,7 +92,20 @@ class Evaluation(models.Model):
         indexes = [models.Index(fields=["project", "-created_at"]), models.Index(fields=["run", "purpose"])]
 
     def __str__(self) -> str:
-        return self.name or self.pk
+        return self.label
+
+    @property
+    def label(self) -> str:
+        """What the browser calls it: its name, else what it measured (“Trained model of
+        triage-v1”), else its id."""
+        if self.name:
+            return self.name
+        if self.run_id and self.purpose in (EvalPurpose.RUN_BASE, EvalPurpose.RUN_TRAINED):
+            run = self.run.suffix or self.run_id
+            if self.purpose == EvalPurpose.RUN_BASE:
+                return f"Base model of {run}"
+            return f"Trained model of {run}" + (f" (step {self.checkpoint_step})" if self.checkpoint_step else "")
+        return self.pk
 
     @property
     def is_active(self) -> bool:

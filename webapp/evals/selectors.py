@@ -174,12 +174,17 @@ class Comparison:
     only_b: int
 
 
-def evaluation_compare(*, a: Evaluation, b: Evaluation, order: str = "change") -> Comparison:
-    """Task by task, b against a (b better = a win for b), matched on the task itself."""
-    a_items = {i.task_key: i for i in a.items.all()}
+def evaluation_compare(*, a: Evaluation, b: Evaluation, order: str = "change",
+                       with_samples: bool = True) -> Comparison:
+    """Task by task, b against a (b better = a win for b), matched on the task itself.
+    `with_samples=False` leaves every answer but the first unread (the run page's summary)."""
+    a_qs, b_qs = a.items.all(), b.items.all()
+    if not with_samples:
+        a_qs, b_qs = a_qs.defer("samples"), b_qs.defer("samples")
+    a_items = {i.task_key: i for i in a_qs}
     rows = []
     matched = set()
-    for item in b.items.all():
+    for item in b_qs:
         other = a_items.get(item.task_key)
         if other is None:
             continue
@@ -222,7 +227,7 @@ def run_eval_summary(*, run: Run, top: int = 5) -> dict | None:
         return None
     summary = {"base": base, "trained": trained, "ready": False}
     if base and trained and base.status == EvalStatus.COMPLETED and trained.status == EvalStatus.COMPLETED:
-        comparison = evaluation_compare(a=base, b=trained)
+        comparison = evaluation_compare(a=base, b=trained, with_samples=False)
         summary.update({
             "ready": True, "counts": comparison.counts, "criteria": comparison.criteria,
             "changed": [r for r in comparison.rows if r["outcome"] != "same"][:top],

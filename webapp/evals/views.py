@@ -114,12 +114,22 @@ def evaluation_compare(request, access: ProjectAccess):
     page = Paginator(rows, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "evals/compare.html", _context(
         access, c=comparison, page=page, order=order, orders=ORDERS, outcome=outcome,
-        chart=_criteria_chart(comparison.criteria)))
+        chart=_criteria_chart(comparison.criteria, b.grader_spec)))
 
 
-def _criteria_chart(criteria: list[dict]) -> list[dict]:
-    """Bars for the before/after chart (plain HTML: widths in percent of a 0..1 score)."""
-    return [{**c, "a_pct": round(100 * max(0.0, min(1.0, c["a"])), 1),
+def criterion_labels(spec: dict | None) -> dict[str, str]:
+    """Criterion key (as in scores) -> the name the grader's author gave it."""
+    subs = (spec or {}).get("graders")
+    if not isinstance(subs, dict):
+        return {}
+    return {key: str(sub.get("name") or key) for key, sub in subs.items() if isinstance(sub, dict)}
+
+
+def _criteria_chart(criteria: list[dict], spec: dict | None = None) -> list[dict]:
+    """Bars for the before/after chart (plain HTML: widths in percent of a 0..1 score), each
+    criterion with its author's name (`label`) beside its key (`name`)."""
+    labels = criterion_labels(spec)
+    return [{**c, "label": labels.get(c["name"], c["name"]), "a_pct": round(100 * max(0.0, min(1.0, c["a"])), 1),
              "b_pct": round(100 * max(0.0, min(1.0, c["b"])), 1)} for c in criteria]
 
 

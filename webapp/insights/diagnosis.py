@@ -205,8 +205,8 @@ def rule_validation_falling(view: RunView) -> Finding | None:
     if rise < TRAIN_RISE:
         return None
     return Finding(
-        code="validation_falling", severity="warning", title="Training reward rises, validation falls",
-        message=(f"The reward on training tasks kept rising (+{rise:.2f}) after step {vx[best]}, but on the "
+        code="validation_falling", severity="warning", title="Training score rises, validation falls",
+        message=(f"The score on training tasks kept rising (+{rise:.2f}) after step {vx[best]}, but on the "
                  f"validation tasks it fell from {vy[best]:.2f} to {vy[-1]:.2f}. The model is learning the "
                  "training tasks by heart, or learning to please the grader without getting better."),
         what_to_try=[
@@ -363,14 +363,14 @@ def rule_reward_collapse(view: RunView) -> Finding | None:
         return None
     parts = []
     if collapsed or peak - now > 0:
-        parts.append(f"The training reward peaked at {peak:.2f} around step {xs[peak_i]} and has fallen to {now:.2f}.")
+        parts.append(f"The training score peaked at {peak:.2f} around step {xs[peak_i]} and has fallen to {now:.2f}.")
     if spike:
         parts.append(f"The distance from the base model (KL) jumped to {spike[1]:.3f} at step {spike[0]}, "
                      f"from a typical {spike[2]:.3f}.")
     parts.append("Updates this large usually mean the learning speed is too high: the model is breaking "
                  "what it had learned.")
     return Finding(
-        code="reward_collapse", severity="error", title="The reward collapsed",
+        code="reward_collapse", severity="error", title="The score collapsed",
         message=" ".join(parts),
         what_to_try=[
             "Launch again with a lower learning speed (half or a quarter).",
@@ -405,11 +405,11 @@ def rule_entropy_collapse(view: RunView) -> Finding | None:
         if len(ys) >= 2 * MIN_STEPS:
             s, e = start_end(ys)
             if abs(e - s) < FLAT_CHANGE and e < STUCK_CEILING:
-                flat.append(("the reward", s, e))
+                flat.append(("the score", s, e))
     if not flat:
         return None
     name, s, e = flat[0]
-    label = name if name == "the reward" else f"“{name}”"
+    label = name if name == "the score" else f"“{name}”"
     return Finding(
         code="entropy_collapse", severity="warning", title="Answers became all alike, without getting better",
         message=(f"The variety of the model's answers (entropy) fell from {e_start:.2f} to {e_end:.2f}, "
@@ -422,7 +422,7 @@ def rule_entropy_collapse(view: RunView) -> Finding | None:
             "Check that the tasks are solvable by this model at all (difficulty profile).",
         ],
         evidence={"metric": "train/entropy", "steps": _steps(ex), "start": _r(e_start), "end": _r(e_end),
-                  "criterion": None if name == "the reward" else name, "criterion_start": _r(s),
+                  "criterion": None if name == "the score" else name, "criterion_start": _r(s),
                   "criterion_end": _r(e), "samples_query": {"order": "-step"}},
     )
 

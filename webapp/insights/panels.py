@@ -16,11 +16,11 @@ def _mean(curve: dict) -> float | None:
 
 # The evidence's keys in the expert's words; shares (0..1) read as percentages.
 FACT_LABELS = {"steps": "steps", "value": "share of answers", "groups_flat": "task groups scored alike", "best_step": "best validation at step",
-               "best": "best validation reward", "latest_step": "latest step", "latest": "latest reward",
-               "train_rise": "training reward rise", "start": "at the start", "end": "recently", "change": "change",
+               "best": "best validation score", "latest_step": "latest step", "latest": "latest score",
+               "train_rise": "training score rise", "start": "at the start", "end": "recently", "change": "change",
                "trend": "steadiness", "criterion": "criterion", "rising": "rising criterion",
                "rising_start": "it started at", "rising_end": "it reached", "peak_step": "peak at step",
-               "peak": "peak reward", "kl_step": "KL jump at step", "kl": "KL",
+               "peak": "peak score", "kl_step": "KL jump at step", "kl": "KL",
                "criterion_start": "criterion at the start", "criterion_end": "criterion recently"}
 PERCENT_KEYS = {"value", "change", "groups_flat"}
 
@@ -34,6 +34,8 @@ def evidence_facts(evidence: dict) -> list[tuple[str, str]]:
             text = f"{value[0]}–{value[1]}" if value[0] != value[1] else str(value[0])
         elif key in PERCENT_KEYS and isinstance(value, int | float):
             text = f"{value * 100:+.0f} %" if key == "change" else f"{value * 100:.0f} %"
+        elif isinstance(value, float):
+            text = f"{value:.3f}"
         else:
             text = str(value)
         facts.append((FACT_LABELS.get(key, key.replace("_", " ")), text))
@@ -62,4 +64,5 @@ def findings_context(*, run, project, access=None) -> dict:
             "active": run.is_active or any(not g.is_finished for g in regrades),
             "bands": selectors.run_band_progress(run=run), "regrades": regrades,
             "can_regrade": can_edit and not run.is_active and run.current_step > 0,
-            "regrade_graders": list(grader_list(project=project)) if can_edit else []}
+            # another grader: the run's own would only give its scores back
+            "regrade_graders": [g for g in grader_list(project=project) if g.pk != run.grader_id] if can_edit else []}

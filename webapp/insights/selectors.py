@@ -11,8 +11,12 @@ MAX_STEPS_READ = 5000
 
 
 def run_view(*, run: Run) -> RunView:
-    rows = list(run.metrics.order_by("-step").values_list("step", "data")[:MAX_STEPS_READ])
-    rows.reverse()
+    rows = getattr(run, "_metric_rows", None)  # already read by the run page's charts
+    if rows is not None:
+        rows = rows[-MAX_STEPS_READ:]
+    else:
+        rows = list(run.metrics.order_by("-step").values_list("step", "data")[:MAX_STEPS_READ])
+        rows.reverse()
     return RunView(steps=rows, max_completion_tokens=(run.config or {}).get("max_completion_tokens"),
                    main_criterion=main_criterion(run.grader_spec))
 

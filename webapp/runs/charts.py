@@ -116,6 +116,9 @@ def run_series(run: Run, *, after: int | None = None, wanted=is_chart_key,
     for step, data in qs.values_list("step", "data").iterator(chunk_size=2000):
         rows.append((step, data))
         last = step
+    if after is None:
+        # the run page's other panels (findings) read the same rows: read them once per request
+        run._metric_rows = rows
     series = series_from_rows(rows, wanted)
     for s in series.values():
         xs, ys = downsample(s["x"], s["y"], max_points)

@@ -48,7 +48,7 @@ def test_finished_run_is_evaluated_before_and_after(tiny_setup, settings, client
     # reproduces the validation reward the trainer measured for that checkpoint
     assert trained.reward_mean == pytest.approx(best.valid_reward, abs=1e-6)
     html = client_for(users["viewer"]).get(f"/p/{project.slug}/runs/{run.pk}/").content.decode()
-    assert f"Validation reward {base.reward_mean:.3f}" in html and f"{trained.reward_mean:.3f}" in html
+    assert f"base model {base.reward_mean:.3f}" in html and f"trained model {trained.reward_mean:.3f}" in html
     assert "better on" in html and 'id="eval-criteria-chart"' in html
     # the worker also prepared the complete model; the listed size is the adapter download's
     client = client_for(users["viewer"])

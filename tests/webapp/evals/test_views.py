@@ -24,7 +24,7 @@ def finished_run(dataset, project_with_roles):
 def test_run_page_leads_with_before_after(finished_run, client_for):
     project, users, run, base, trained = finished_run
     html = client_for(users["viewer"]).get(f"/p/{project.slug}/runs/{run.pk}/").content.decode()
-    assert "Validation reward 0.440" in html and "0.780" in html
+    assert "base model 0.440" in html and "trained model 0.780" in html
     assert "better on 3 tasks, worse on 1, same on 1" in html
     assert 'id="eval-criteria-chart"' in html and 'data-criterion="short"' in html
     # the task that changed most comes first and links to the comparison
@@ -96,6 +96,9 @@ def test_an_older_succeeded_run_can_be_evaluated_from_its_page(dataset, project_
     editor = client_for(users["editor"])
     page = editor.get(f"/p/{project.slug}/runs/{run.pk}/").content.decode()
     assert 'id="run-evaluate"' in page
+    # the offer comes after the run's own answer (validation and trend), not before it
+    assert page.index('id="run-live"') < page.index('id="run-evaluate"') < page.index('id="run-findings"')
+    assert page.count('id="run-eval-summary"') == 1
     assert 'id="run-evaluate"' not in client_for(users["viewer"]).get(f"/p/{project.slug}/runs/{run.pk}/").content.decode()
     response = editor.post(f"/p/{project.slug}/evals/run/{run.pk}/evaluate/")
     assert response.status_code == 302

@@ -228,7 +228,7 @@ def test_entropy_collapse_without_criteria_uses_the_reward():
         return {"train/entropy": 2.0 * 0.85 ** s, "train/reward_mean": 0.3, "train/grader/a_mean": None,
                 "train/grader/b_mean": None}
     f = d.rule_entropy_collapse(view(change=change))
-    assert f is not None and f.evidence["criterion"] is None and "the reward" in f.message
+    assert f is not None and f.evidence["criterion"] is None and "the score" in f.message
 
 
 # --- all together ----------------------------------------------------------------------------

@@ -116,7 +116,7 @@ def test_regrade_a_finished_run_and_overlay(project_with_roles, dataset, client_
     assert set(regrade.curve["regraded"]["train"]["y"]) == {0.0}
     assert regrade.curve["original"]["train"]["x"] == list(range(1, 7))
     html = editor.get(reverse("runs:detail", args=[project.slug, run.pk])).content.decode()
-    assert f'data-curve="regrade-curve-{regrade.pk}"' in html and "Exact v1: mean reward 0.00" in html
+    assert f'data-curve="regrade-curve-{regrade.pk}"' in html and "Exact v1: mean score 0.00" in html
 
 
 def test_regrade_refuses_a_running_run(project_with_roles, dataset, client_for):

@@ -10,9 +10,12 @@ def run_eval_summary(run):
     from webapp.evals.selectors import run_eval_summary as summary_for
     from webapp.evals.views import _criteria_chart
 
+    if hasattr(run, "_eval_summary"):  # the run page includes the summary twice (answer, offer)
+        return run._eval_summary
     summary = summary_for(run=run)
     if summary and summary.get("ready"):
-        summary["bars"] = _criteria_chart(summary["criteria"])
+        summary["bars"] = _criteria_chart(summary["criteria"], summary["trained"].grader_spec)
+    run._eval_summary = summary
     return summary
 
 
@@ -31,3 +34,11 @@ def pct(value) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "—"
     return f"{100 * value:.0f}%"
+
+
+@register.filter
+def label_in(key, spec) -> str:
+    """A criterion's key as its author named it in the grader `spec`: {{ name|label_in:ev.grader_spec }}."""
+    from webapp.evals.views import criterion_labels
+
+    return criterion_labels(spec).get(key, key)
