@@ -55,7 +55,10 @@ def run_create(
     run.save(force_insert=True)
     _event(run, "info", f"Validated {plan.n_train} training and {plan.n_valid} validation tasks.")
 
-    reason = f"used by run {run.pk}"
+    # Said on the dataset and grader pages: the run's name when it has one, and its id (the API's).
+    when = timezone.localtime(run.created_at)
+    named = f"“{run.suffix}”" if run.suffix else f"launched {when:%-d %b %H:%M}"
+    reason = f"used by run {named} ({run.pk})"
     for ds in filter(None, (dataset, valid_dataset)):
         dataset_lock(dataset=ds, reason=reason)
     if grader is not None:

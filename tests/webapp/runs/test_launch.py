@@ -62,6 +62,10 @@ def test_launch_creates_a_queued_run_and_locks_inputs(launchable, client_for, dj
     dataset.refresh_from_db()
     grader.refresh_from_db()
     assert dataset.is_locked and grader.is_locked
+    # the pages say which run, by its name, with the id the API uses
+    assert dataset.locked_reason == grader.locked_reason == f"used by run “letters” ({run.pk})"
+    page = client_for(users["viewer"]).get(reverse("datasets:detail", args=[project.slug, dataset.pk])).content.decode()
+    assert "can no longer be edited: used by run “letters”" in page
 
 
 def test_launch_errors_are_shown_and_nothing_is_created(launchable, client_for):
