@@ -62,6 +62,8 @@ def reviews(request):
     note = body.get("reviewer_note") or ""
     if not isinstance(note, str):
         raise ApiError("reviewer_note must be a text.", param="reviewer_note")
+    if len(note) > services.MAX_NOTE_CHARS:
+        raise ApiError(f"reviewer_note is longer than {services.MAX_NOTE_CHARS:,} characters.", param="reviewer_note")
     if "score" not in body:
         raise ApiError("score is required: 0 (fail) to 1 (pass).", param="score")
     sources = [k for k in ("sample_id", "review_item_id", "eval_item_id", "item") if body.get(k) is not None]

@@ -30,6 +30,31 @@ log = logging.getLogger(__name__)
 MAX_ADD = 200  # answers added to a queue at once
 MAX_OUTPUT_CHARS = 100_000
 INLINE_RESCORE_SECONDS = 5.0
+MAX_NOTE_CHARS = 5000
+MAX_ITEM_CHARS = 1_000_000  # a task's reference fields, as JSON
+MAX_ITEM_DEPTH = 20
+
+
+def _depth(value, limit: int) -> int:
+    """How deeply lists and objects nest in `value` (stops counting past `limit`)."""
+    stack, deepest = [(value, 1)], 0
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict | list):
+            deepest = max(deepest, d)
+            if deepest > limit:
+                return deepest
+            stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def _check_item(data: dict) -> None:
+    import json
+
+    if _depth(data, MAX_ITEM_DEPTH) > MAX_ITEM_DEPTH:
+        raise ValidationError({"item": f"The task nests lists and objects more than {MAX_ITEM_DEPTH} levels deep."})
+    if len(json.dumps(data, ensure_ascii=False)) > MAX_ITEM_CHARS:
+        raise ValidationError({"item": f"The task is larger than {MAX_ITEM_CHARS:,} characters."})
 
 
 # --- answers to review -----------------------------------------------------------------------
@@ -126,6 +151,7 @@ def review_item_add_answer(*, grader: Grader, output_text: str, user, task: Task
             raise ValidationError({"task": "That task belongs to another project."})
         data = task.data
     elif isinstance(item, dict):
+        _check_item(item)
         data = item
     else:
         raise ValidationError({"item": "Choose the task the answer is for."})
@@ -228,16 +254,19 @@ def review_save(*, item: ReviewItem, user, scores: dict[str, object], note: str 
     """Record (or change) an expert's scores for an answer, one per criterion key ('' = total)."""
     if not scores:
         raise ValidationError({"score": "Score at least one criterion."})
+    if len(note or "") > MAX_NOTE_CHARS:
+        raise ValidationError({"note": f"The note is longer than {MAX_NOTE_CHARS:,} characters."})
     known = {c["key"] for c in grader_criteria(spec)} | {""} if spec is not None else None
     saved = []
     for criterion, value in scores.items():
         if not isinstance(criterion, str) or len(criterion) > 200:
             raise ValidationError({"criterion": "A criterion is named by its key, a text of at most 200 characters."})
         if known is not None and criterion not in known:
-            raise ValidationError({"criterion": f"The grader has no criterion “{criterion}”."})
+            shown = criterion if len(criterion) <= 60 else criterion[:60] + "…"
+            raise ValidationError({"criterion": f"The grader has no criterion “{shown}”."})
         score = _score(value, criterion)
         review, _ = Review.objects.update_or_create(item=item, user=user, criterion=criterion,
-                                                    defaults={"score": score, "note": (note or "")[:5000]})
+                                                    defaults={"score": score, "note": (note or "")[:MAX_NOTE_CHARS]})
         saved.append(review)
     return saved
 
