@@ -30,13 +30,16 @@ REGRADE_CHUNK = 256
 
 
 @transaction.atomic
-def run_findings_record(*, run_id: str) -> list[str]:
+def run_findings_record(*, run_id: str, metric_rows: list[tuple[int, dict]] | None = None) -> list[str]:
     """Announce each finding once as a run event (level warning/error, `data.finding` = its
     code); returns the codes announced now. Called by the training hooks while the run is
-    live, so the events log and `GET …/events` say what went wrong when it happened."""
+    live, so the events log and `GET …/events` say what went wrong when it happened; they
+    pass the (step, metrics) rows they keep, so the metrics are not re-read each time."""
     run = Run.objects.filter(pk=run_id).first()
     if run is None:
         return []
+    if metric_rows is not None:
+        run._metric_rows = metric_rows
     found = run_findings(run=run)
     if not found:
         return []

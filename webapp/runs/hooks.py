@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,10 @@ class DbHooks(Hooks):
         self.run_id = run.pk
         self.diagnose_seconds = diagnose_seconds
         self._last_diagnosis = time.monotonic()
+        # The metrics the diagnosis reads, kept here as the steps come: read from the database
+        # once (a resumed run's earlier steps), so each diagnosis costs the same however long
+        # the run has been going.
+        self._diagnosis_rows: deque[tuple[int, dict[str, Any]]] | None = None
         self.base_model = run.base_model  # the download's adapter config names it (its size counts)
         self.total_steps = run.total_steps
         self.flush_seconds = flush_seconds
@@ -56,6 +61,10 @@ class DbHooks(Hooks):
     def on_step(self, step: int, metrics: dict[str, Any], samples: list[dict[str, Any]]) -> None:
         metrics = clean_json(metrics)
         self._metrics.append(RunMetric(run_id=self.run_id, step=step, data=metrics))
+        if self._diagnosis_rows is not None:
+            while self._diagnosis_rows and self._diagnosis_rows[-1][0] >= step:  # a resumed step repeats
+                self._diagnosis_rows.pop()
+            self._diagnosis_rows.append((step, metrics))
         self._events.append(RunEvent(run_id=self.run_id, level="info", type="metrics",
                                      message=f"Step {step}/{self.total_steps}", data={"step": step, **metrics}))
         for s in samples:
@@ -128,11 +137,17 @@ class DbHooks(Hooks):
 
     def diagnose(self) -> None:
         """Announce new findings (webapp.insights) as run events; never stops the run."""
+        from webapp.insights.selectors import MAX_STEPS_READ
         from webapp.insights.services import run_findings_record
 
         self._last_diagnosis = time.monotonic()
         try:
-            run_findings_record(run_id=self.run_id)
+            if self._diagnosis_rows is None:  # once per run (or resume); on_step keeps it current
+                rows = list(RunMetric.objects.filter(run_id=self.run_id).order_by("-step")
+                            .values_list("step", "data")[:MAX_STEPS_READ])
+                rows.reverse()
+                self._diagnosis_rows = deque(rows, maxlen=MAX_STEPS_READ)
+            run_findings_record(run_id=self.run_id, metric_rows=list(self._diagnosis_rows))
         except Exception:  # a diagnosis bug must not cost a training run
             log.exception("diagnosis of run %s failed", self.run_id)
 

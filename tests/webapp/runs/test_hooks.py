@@ -69,3 +69,27 @@ def test_a_steps_rows_land_with_its_checkpoint(project_with_roles, dataset, tmp_
     assert list(RunMetric.objects.filter(run=run).values_list("step", flat=True)) == [3]
     run.refresh_from_db()
     assert run.current_step == 3 and run.latest_train_reward == 0.5 and run.checkpoints.get().step == 3
+
+
+def test_live_diagnosis_reads_the_metrics_once_not_every_time(project_with_roles, dataset):
+    """The hooks diagnose every few seconds while a run trains: the earlier steps are read from
+    the database once (a resumed run's), then the hooks keep the window as the steps come."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from webapp.runs.models import RunEvent
+
+    project, users = project_with_roles
+    run = make_run(project, dataset, users["owner"], steps=3, total_steps=40)
+    hooks = DbHooks(run, flush_seconds=0, diagnose_seconds=0)
+    reads = []
+    for step in range(4, 12):
+        with CaptureQueriesContext(connection) as queries:
+            hooks.on_step(step, {"step": step, "train/truncated_frac": 0.8}, [])
+        reads.append(sum('FROM "runs_runmetric"' in q["sql"] for q in queries.captured_queries))
+    assert reads[0] == 1 and sum(reads[1:]) == 0  # read once, at the first diagnosis
+    assert [s for s, _ in hooks._diagnosis_rows] == list(range(1, 12))  # the run's 3 stored steps, then ours
+    events = RunEvent.objects.filter(run=run, data__finding="high_truncation")
+    assert events.count() == 1 and events.get().level == "error"  # announced once, when it happened
+    hooks.on_step(7, {"step": 7, "train/truncated_frac": 0.8}, [])  # a resumed step repeats
+    assert [s for s, _ in hooks._diagnosis_rows][-2:] == [6, 7]
