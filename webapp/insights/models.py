@@ -18,7 +18,25 @@ class JobStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class DifficultyProfile(models.Model):
+class WorkerJob(models.Model):
+    """What a job a worker runs records: its status, error, who started it and when."""
+
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        abstract = True
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (JobStatus.DONE, JobStatus.FAILED)
+
+
+class DifficultyProfile(WorkerJob):
     """k base-model answers per task, graded: which tasks are always, never or sometimes solved
     (`trainer.difficulty`). `results["tasks"][i]["id"]` is the dataset task's pk."""
 
@@ -29,50 +47,26 @@ class DifficultyProfile(models.Model):
     base_model = models.CharField(max_length=500)
     k = models.PositiveSmallIntegerField()
     max_tasks = models.PositiveIntegerField()
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
     progress = models.CharField(max_length=200, blank=True)
     done_tasks = models.PositiveIntegerField(default=0)
     total_tasks = models.PositiveIntegerField(default=0)
     results = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
 
     def __str__(self) -> str:
         return f"difficulty {self.pk} of {self.dataset_id} ({self.status})"
 
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (JobStatus.DONE, JobStatus.FAILED)
 
-
-class Regrade(models.Model):
+class Regrade(WorkerJob):
     """A finished run's stored answers scored again by another grader version (on a worker)."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="regrades")
     grader = models.ForeignKey(Grader, null=True, on_delete=models.SET_NULL, related_name="+")
     grader_spec = models.JSONField()
     label = models.CharField(max_length=250)
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)
     curve = models.JSONField(default=dict, blank=True,
                              help_text='{"train": {"x": steps, "y": mean rewards}, "valid": {...}, "original": {...}}')
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
 
     def __str__(self) -> str:
         return f"re-grade {self.pk} of {self.run_id} ({self.status})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (JobStatus.DONE, JobStatus.FAILED)
