@@ -87,6 +87,14 @@ def grader_rescore(request, access: ProjectAccess, pk: str):
     return redirect("reviews:grader", slug=access.project.slug, pk=grader.pk)
 
 
+def _count(params) -> int:
+    """The form's "how many answers" (the services check the range)."""
+    try:
+        return int(params.get("count", "10"))
+    except ValueError:
+        raise ValidationError({"count": "How many answers: a whole number."}) from None
+
+
 @require_POST
 @project_view(Role.EDITOR)
 def grader_add(request, access: ProjectAccess, pk: str):
@@ -95,10 +103,7 @@ def grader_add(request, access: ProjectAccess, pk: str):
     try:
         if request.POST.get("source") == "run":
             run = get_object_or_404(Run, project=access.project, pk=request.POST.get("run", ""))
-            try:
-                count = int(request.POST.get("count", "10"))
-            except ValueError:
-                raise ValidationError({"count": "How many answers: a whole number."}) from None
+            count = _count(request.POST)
             added = services.review_items_add_from_run(grader=grader, run=run, count=count, user=request.user,
                                                        split=request.POST.get("split", "") if
                                                        request.POST.get("split") in ("train", "valid") else "")
@@ -106,10 +111,7 @@ def grader_add(request, access: ProjectAccess, pk: str):
                                       f"{run.suffix or run.pk} to review.")
         elif request.POST.get("source") == "evaluation":
             evaluation = get_object_or_404(Evaluation, project=access.project, pk=request.POST.get("evaluation", ""))
-            try:
-                count = int(request.POST.get("count", "10"))
-            except ValueError:
-                raise ValidationError({"count": "How many answers: a whole number."}) from None
+            count = _count(request.POST)
             added = services.review_items_add_from_evaluation(grader=grader, evaluation=evaluation, count=count,
                                                               user=request.user)
             messages.success(request, f"Added {len(added)} answer{'s' if len(added) != 1 else ''} of evaluation "
