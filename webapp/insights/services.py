@@ -22,7 +22,7 @@ from .selectors import run_findings
 
 log = logging.getLogger(__name__)
 
-MAX_K, MAX_TASKS = 16, 500
+MAX_K, MAX_TASKS = 16, 500  # trainer.difficulty checks the same bounds (importing it loads torch)
 REGRADE_CHUNK = 256
 
 

@@ -42,12 +42,12 @@ def _difficulty_context(access: ProjectAccess, dataset, params) -> dict:
     from webapp.graders.selectors import grader_list_latest
     from webapp.runs.selectors import base_model_choices
 
-    from . import selectors
+    from . import selectors, services
 
     graders = list(grader_list_latest(project=access.project))
     models = base_model_choices()
-    k = min(max(_int(params.get("k"), DEFAULT_K), 1), 16)
-    max_tasks = min(max(_int(params.get("max_tasks"), DEFAULT_TASKS), 1), 500)
+    k = min(max(_int(params.get("k"), DEFAULT_K), 1), services.MAX_K)
+    max_tasks = min(max(_int(params.get("max_tasks"), DEFAULT_TASKS), 1), services.MAX_TASKS)
     base_model = params.get("base_model") or (models[0][0] if models else "")
     grader_pk = params.get("grader") or (dataset_grader.pk if (dataset_grader := next(
         (g for g in graders if g.dataset_id == dataset.pk), None)) else (graders[0].pk if graders else ""))

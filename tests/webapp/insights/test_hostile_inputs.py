@@ -46,3 +46,10 @@ def test_regrade_and_difficulty_refuse_another_projects_grader(project_with_role
                                {"grader": value, "base_model": "x", "k": "2", "max_tasks": "5"}, follow=True)
         assert response.status_code == 200 and "Choose a grader of this project" in response.content.decode()
     assert not Regrade.objects.exists() and not DifficultyProfile.objects.exists()
+
+
+def test_the_page_and_the_trainer_agree_on_the_bounds():
+    from trainer import difficulty
+    from webapp.insights import services
+
+    assert (services.MAX_K, services.MAX_TASKS) == (difficulty.MAX_K, difficulty.MAX_TASKS)
