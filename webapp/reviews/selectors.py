@@ -83,7 +83,8 @@ def review_next(*, project: Project, grader_name: str, user) -> ReviewItem | Non
 def review_progress(*, project: Project, grader_name: str, user) -> dict[str, int]:
     items = review_items(project=project, grader_name=grader_name)
     mine = items.filter(reviews__user=user).distinct().count()
-    return {"total": items.count(), "mine": mine, "left": items.count() - mine}
+    total = items.count()
+    return {"total": total, "mine": mine, "left": total - mine}
 
 
 def family_flags(*, project: Project, grader_name: str) -> QuerySet[SampleFeedback]:
@@ -131,10 +132,17 @@ def report_units(*, project: Project, grader_name: str, spec: dict) -> list[Unit
         flags_by_sample[flag.sample_id].append(flag)
     units = []
     seen_samples = set()
+    run_hashes: dict[str, str] = {}  # a run's grader spec, hashed once (not once per answer)
+
+    def graded_by_spec(run) -> bool:
+        if run.pk not in run_hashes:
+            run_hashes[run.pk] = spec_hash(run.grader_spec)
+        return run_hashes[run.pk] == h
     for it in items:
         fields = current_fields(it)
+        current = item_hash(it.output_text, fields)
         grade = next(({"reward": g.reward, "sub_rewards": g.sub_rewards} for g in it.grades.all()
-                      if g.spec_hash == h and g.item_hash == item_hash(it.output_text, fields)), None)
+                      if g.spec_hash == h and g.item_hash == current), None)
         expert = {(r.criterion, _user_label(r.user)): r.score for r in it.reviews.all()}
         if it.sample_id:
             seen_samples.add(it.sample_id)
@@ -142,7 +150,7 @@ def report_units(*, project: Project, grader_name: str, spec: dict) -> list[Unit
                 score = flag_expert_score(it.sample, flag.criterion)
                 if score is not None:
                     expert.setdefault((flag.criterion, _user_label(flag.user)), score)
-            if grade is None and spec_hash(it.sample.run.grader_spec) == h:
+            if grade is None and graded_by_spec(it.sample.run):
                 grade = {"reward": it.sample.reward, "sub_rewards": it.sample.sub_rewards}
         units.append(Unit(f"item-{it.pk}", it, it.sample, it.prompt, fields, it.output_text, grade, expert))
     for sample_id, flags in flags_by_sample.items():
@@ -155,7 +163,7 @@ def report_units(*, project: Project, grader_name: str, spec: dict) -> list[Unit
             if score is not None:
                 expert.setdefault((flag.criterion, _user_label(flag.user)), score)
         grade = ({"reward": sample.reward, "sub_rewards": sample.sub_rewards}
-                 if spec_hash(sample.run.grader_spec) == h else None)
+                 if graded_by_spec(sample.run) else None)
         if expert:
             units.append(Unit(f"sample-{sample.pk}", None, sample, sample.prompt, sample.item, sample.output_text,
                               grade, expert))
