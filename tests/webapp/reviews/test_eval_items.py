@@ -3,6 +3,7 @@ queue page's "From an evaluation" form; the agreement is measured on them like r
 
 import pytest
 from django.urls import reverse
+from django.utils.html import escape
 
 from tests.webapp.reviews.calibration import STRICT, answers
 from trainer.grading import run_grader
@@ -86,8 +87,13 @@ def test_reviews_api_refuses_another_projects_evaluation_item(setup, api_client_
 
 def test_queue_page_adds_an_evaluations_answers(setup, client_for):
     project, users, grader, ev = setup
+    named, ev.name = ev.name, ""  # unnamed: the page names it as the Evaluations pages do, never by a raw model path
+    ev.save(update_fields=["name"])
     page = client_for(users["editor"]).get(reverse("reviews:grader", args=[project.slug, grader.pk])).content.decode()
     assert 'id="add-from-evaluation"' in page and f'value="{ev.pk}"' in page
+    assert f'value="{ev.pk}">{escape(ev.label)} · ' in page and ev.model_name not in page
+    ev.name = named
+    ev.save(update_fields=["name"])
     url = reverse("reviews:add", args=[project.slug, grader.pk])
     r = client_for(users["viewer"]).post(url, {"source": "evaluation", "evaluation": ev.pk, "count": "4"})
     assert r.status_code == 403 and not ReviewItem.objects.exists()
