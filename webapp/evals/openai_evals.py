@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 GIVEN_ANSWERS = "given answers"  # the model_name of a jsonl run (no model answered)
 MAX_CRITERIA = 20
+MAX_SCHEMA_CHARS = 100_000  # an item_schema as JSON text: every item is checked against it
+MAX_TEMPLATE_MESSAGES = 256  # as many as /v1/chat/completions takes
 SAMPLING_MAP = {"max_completion_tokens": "max_completion_tokens", "max_completions_tokens": "max_completion_tokens",
                 "temperature": "temperature", "top_p": "top_p", "seed": "seed"}
 
@@ -188,6 +190,9 @@ def data_source_config_clean(value: Any) -> dict:
     schema = value.get("item_schema", {})
     if not isinstance(schema, dict):
         raise EvalInputError("item_schema must be a JSON schema object.", "data_source_config.item_schema")
+    if len(json.dumps(schema)) > MAX_SCHEMA_CHARS:
+        raise EvalInputError(f"item_schema is longer than {MAX_SCHEMA_CHARS} characters as JSON.",
+                             "data_source_config.item_schema")
     from jsonschema import SchemaError, validators
 
     try:
@@ -371,6 +376,9 @@ def _input_messages(value: Any) -> dict:
         template = value.get("template")
         if not isinstance(template, list) or not template:
             raise EvalInputError("input_messages.template must be a non-empty list of {role, content} messages.",
+                                 "data_source.input_messages.template")
+        if len(template) > MAX_TEMPLATE_MESSAGES:
+            raise EvalInputError(f"input_messages.template holds at most {MAX_TEMPLATE_MESSAGES} messages.",
                                  "data_source.input_messages.template")
         from trainer.grading.templates import compile_template
 
