@@ -36,7 +36,7 @@ from webapp.runs.hooks import task_key
 
 from .models import EvalDefinition, EvalItem, EvalPurpose, EvalRunLink, EvalStatus, Evaluation
 from .selectors import model_resolve
-from .services import MAX_EVAL_TASKS, evaluation_summarise, sampling_clean
+from .services import MAX_EVAL_TASKS, evaluation_claim, evaluation_summarise, sampling_clean
 
 log = logging.getLogger(__name__)
 
@@ -536,17 +536,9 @@ def eval_run_execute(*, evaluation_id: str, flush_seconds: float = 1.0, on_item=
     """Answer (completions) and grade every item; ends completed, failed or canceled."""
     from trainer.hooks import clean_json
 
-    with transaction.atomic():
-        evaluation = Evaluation.objects.select_for_update().filter(pk=evaluation_id).first()
-        if evaluation is None or evaluation.status != EvalStatus.QUEUED:
-            log.info("eval run %s is not queued: nothing to do", evaluation_id)
-            return
-        from celery import current_task
-
-        evaluation.status, evaluation.started_at = EvalStatus.IN_PROGRESS, timezone.now()
-        evaluation.worker_hostname = getattr(getattr(current_task, "request", None), "hostname", "") or ""
-        evaluation.progress = "Starting…"
-        evaluation.save()
+    evaluation = evaluation_claim(evaluation_id=evaluation_id, progress="Starting…")
+    if evaluation is None:
+        return
     link = EvalRunLink.objects.select_related("definition").get(evaluation=evaluation)
     info = criteria_info(link.definition.testing_criteria)
     EvalItem.objects.filter(evaluation=evaluation).delete()

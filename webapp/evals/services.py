@@ -134,21 +134,30 @@ def _item_row(evaluation: Evaluation, task_id: int, row: dict, result) -> EvalIt
     )
 
 
-def evaluation_execute(*, evaluation_id: str, flush_seconds: float = 1.0) -> None:
-    """Answer and grade every task; every outcome ends in completed, failed or canceled."""
-    from trainer.evaluation import SamplingSettings, evaluate, load_for_inference
-
+def evaluation_claim(*, evaluation_id: str, progress: str) -> Evaluation | None:
+    """Mark a queued evaluation in progress on this worker; None when it is not queued (gone,
+    canceled, or taken by another delivery of the task)."""
     with transaction.atomic():
         evaluation = Evaluation.objects.select_for_update().filter(pk=evaluation_id).first()
         if evaluation is None or evaluation.status != EvalStatus.QUEUED:
             log.info("evaluation %s is not queued: nothing to do", evaluation_id)
-            return
+            return None
         from celery import current_task
 
         evaluation.status, evaluation.started_at = EvalStatus.IN_PROGRESS, timezone.now()
         evaluation.worker_hostname = getattr(getattr(current_task, "request", None), "hostname", "") or ""
-        evaluation.progress = "Loading the model…"
+        evaluation.progress = progress
         evaluation.save()
+    return evaluation
+
+
+def evaluation_execute(*, evaluation_id: str, flush_seconds: float = 1.0) -> None:
+    """Answer and grade every task; every outcome ends in completed, failed or canceled."""
+    from trainer.evaluation import SamplingSettings, evaluate, load_for_inference
+
+    evaluation = evaluation_claim(evaluation_id=evaluation_id, progress="Loading the model…")
+    if evaluation is None:
+        return
     sync_judges()
     EvalItem.objects.filter(evaluation=evaluation).delete()  # a retried task starts clean
     buffer: list[EvalItem] = []
