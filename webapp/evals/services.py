@@ -166,9 +166,9 @@ def evaluation_execute(*, evaluation_id: str, flush_seconds: float = 1.0) -> Non
     def flush() -> None:
         if buffer:
             EvalItem.objects.bulk_create(buffer)
+            done = evaluation.items.count()
             Evaluation.objects.filter(pk=evaluation.pk).update(
-                done_items=evaluation.items.count(), progress=f"Answered and graded {evaluation.items.count()} "
-                                                              f"of {evaluation.total_items} tasks")
+                done_items=done, progress=f"Answered and graded {done} of {evaluation.total_items} tasks")
             buffer.clear()
         last_flush[0] = time.monotonic()
 
