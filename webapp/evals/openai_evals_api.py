@@ -252,7 +252,7 @@ def eval_run_cancel(request, eval_id: str, run_id: str):
 
 def _item_pk(output_item_id: str) -> int | None:
     raw = output_item_id.removeprefix("outputitem_")
-    return int(raw) if raw.isdigit() and len(raw) < 18 else None
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 18 else None  # "²".isdigit() too
 
 
 @api_view(["GET"])

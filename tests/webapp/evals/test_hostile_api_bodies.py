@@ -106,3 +106,17 @@ def test_eval_runs_hostile_items_and_templates(api):
     bad(post("api_eval_runs", body, **url), "input_messages.template[0].content")
     body["data_source"]["input_messages"]["template"] = [{"role": "user", "content": "{{item.q}}"}] * 100_000
     bad(post("api_eval_runs", body, **url), "input_messages.template")
+
+
+@pytest.mark.parametrize("item_id", ["outputitem_²", "outputitem_١", "outputitem_" + "9" * 40])
+def test_output_item_ids_that_are_no_row_id_are_404s(api, project_with_roles, api_key_for, item_id):
+    _, objs = api
+    project, users = project_with_roles
+    client = Client(headers={"Authorization": f"Bearer {api_key_for(users['owner'])}",
+                             "OpenAI-Project": project.slug}, raise_request_exception=False)
+    r = client.get(reverse("api_eval_run_output_item_detail", kwargs={
+        "eval_id": objs["eval"], "run_id": objs["evaluation"], "output_item_id": item_id}))
+    assert r.status_code == 404 and r.json()["error"]["param"] == "output_item_id"
+    r = client.get(reverse("api_eval_run_output_items", kwargs={"eval_id": objs["eval"], "run_id": objs["evaluation"]}),
+                   {"after": item_id})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "after"
