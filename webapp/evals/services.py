@@ -207,7 +207,9 @@ def evaluation_execute(*, evaluation_id: str, flush_seconds: float = 1.0) -> Non
 def evaluation_summarise(*, evaluation: Evaluation) -> Evaluation:
     """Write the summary numbers from the items; completed, or canceled when it stopped early."""
     evaluation.refresh_from_db()
-    items = list(evaluation.items.all())
+    # only the numbers: the answers and prompts (up to 100,000 characters each) stay in the database
+    items = list(evaluation.items.only("reward", "passed", "sub_rewards", "has_error", "prompt_tokens",
+                                       "completion_tokens"))
     names = sorted({k for i in items for k in i.sub_rewards})
     n = len(items)
     evaluation.done_items = n
