@@ -158,10 +158,3 @@ def evaluate(
                 if on_item is not None:
                     on_item(result)
     return out
-
-
-def pass_at_k(results: list[ItemResult], threshold: float = 1.0) -> float:
-    """Share of tasks where at least one answer reached `threshold`."""
-    if not results:
-        return 0.0
-    return sum(any(s["reward"] >= threshold for s in r.samples) for r in results) / len(results)

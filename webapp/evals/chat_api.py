@@ -25,6 +25,7 @@ from .selectors import ModelRef, model_resolve, project_models
 MAX_N = 8
 MAX_MESSAGES = 256
 MAX_MESSAGE_CHARS = 200_000
+MAX_CONVERSATION_CHARS = 1_000_000  # all messages together (no model here reads more)
 ROLES = ("system", "developer", "user", "assistant")
 
 
@@ -104,6 +105,8 @@ def _messages(value) -> list[dict]:
         if len(content) > MAX_MESSAGE_CHARS:
             raise ApiError(f"content is longer than {MAX_MESSAGE_CHARS} characters.", param=f"messages[{i}].content")
         out.append({"role": "system" if role == "developer" else role, "content": content})
+    if sum(len(m["content"]) for m in out) > MAX_CONVERSATION_CHARS:
+        raise ApiError(f"messages hold more than {MAX_CONVERSATION_CHARS} characters in all.", param="messages")
     return out
 
 

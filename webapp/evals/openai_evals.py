@@ -36,12 +36,14 @@ from webapp.runs.hooks import task_key
 
 from .models import EvalDefinition, EvalItem, EvalPurpose, EvalRunLink, EvalStatus, Evaluation
 from .selectors import model_resolve
-from .services import MAX_EVAL_TASKS, evaluation_summarise, sampling_clean
+from .services import MAX_EVAL_TASKS, evaluation_claim, evaluation_summarise, sampling_clean
 
 log = logging.getLogger(__name__)
 
 GIVEN_ANSWERS = "given answers"  # the model_name of a jsonl run (no model answered)
 MAX_CRITERIA = 20
+MAX_SCHEMA_CHARS = 100_000  # an item_schema as JSON text: every item is checked against it
+MAX_TEMPLATE_MESSAGES = 256  # as many as /v1/chat/completions takes
 SAMPLING_MAP = {"max_completion_tokens": "max_completion_tokens", "max_completions_tokens": "max_completion_tokens",
                 "temperature": "temperature", "top_p": "top_p", "seed": "seed"}
 
@@ -188,6 +190,9 @@ def data_source_config_clean(value: Any) -> dict:
     schema = value.get("item_schema", {})
     if not isinstance(schema, dict):
         raise EvalInputError("item_schema must be a JSON schema object.", "data_source_config.item_schema")
+    if len(json.dumps(schema)) > MAX_SCHEMA_CHARS:
+        raise EvalInputError(f"item_schema is longer than {MAX_SCHEMA_CHARS} characters as JSON.",
+                             "data_source_config.item_schema")
     from jsonschema import SchemaError, validators
 
     try:
@@ -372,6 +377,9 @@ def _input_messages(value: Any) -> dict:
         if not isinstance(template, list) or not template:
             raise EvalInputError("input_messages.template must be a non-empty list of {role, content} messages.",
                                  "data_source.input_messages.template")
+        if len(template) > MAX_TEMPLATE_MESSAGES:
+            raise EvalInputError(f"input_messages.template holds at most {MAX_TEMPLATE_MESSAGES} messages.",
+                                 "data_source.input_messages.template")
         from trainer.grading.templates import compile_template
 
         clean = []
@@ -528,17 +536,9 @@ def eval_run_execute(*, evaluation_id: str, flush_seconds: float = 1.0, on_item=
     """Answer (completions) and grade every item; ends completed, failed or canceled."""
     from trainer.hooks import clean_json
 
-    with transaction.atomic():
-        evaluation = Evaluation.objects.select_for_update().filter(pk=evaluation_id).first()
-        if evaluation is None or evaluation.status != EvalStatus.QUEUED:
-            log.info("eval run %s is not queued: nothing to do", evaluation_id)
-            return
-        from celery import current_task
-
-        evaluation.status, evaluation.started_at = EvalStatus.IN_PROGRESS, timezone.now()
-        evaluation.worker_hostname = getattr(getattr(current_task, "request", None), "hostname", "") or ""
-        evaluation.progress = "Starting…"
-        evaluation.save()
+    evaluation = evaluation_claim(evaluation_id=evaluation_id, progress="Starting…")
+    if evaluation is None:
+        return
     link = EvalRunLink.objects.select_related("definition").get(evaluation=evaluation)
     info = criteria_info(link.definition.testing_criteria)
     EvalItem.objects.filter(evaluation=evaluation).delete()

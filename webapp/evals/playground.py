@@ -9,6 +9,7 @@ with fetch(); it writes text with `textContent`, never as HTML.
 from __future__ import annotations
 
 import json
+import math
 
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
@@ -31,9 +32,10 @@ MAX_MESSAGE_CHARS = 50_000
 
 
 def _task(access: ProjectAccess, pk) -> Task | None:
-    if not pk:
+    """The task of this `?task=`/POST value, None when none is given or it is no row id."""
+    if not isinstance(pk, str) or not pk.isascii() or not pk.isdigit() or len(pk) > 18:  # "²".isdigit() too
         return None
-    return get_object_or_404(Task, pk=pk, dataset__project=access.project)
+    return get_object_or_404(Task, pk=int(pk), dataset__project=access.project)
 
 
 @require_GET
@@ -41,7 +43,7 @@ def _task(access: ProjectAccess, pk) -> Task | None:
 def playground(request, access: ProjectAccess):
     datasets = list(dataset_list(project=access.project))
     dataset = next((d for d in datasets if str(d.pk) == request.GET.get("dataset")), None)
-    task = _task(access, request.GET.get("task")) if request.GET.get("task", "").isdigit() else None
+    task = _task(access, request.GET.get("task"))
     if task is not None:
         dataset = task.dataset
     models = project_models(project=access.project)
@@ -79,7 +81,7 @@ def playground_stream(request, access: ProjectAccess):
     ref = model_resolve(project=access.project, name=request.POST.get("model", ""))
     if ref is None:
         return _error_stream("Pick a model of this project.", 400)
-    task = _task(access, request.POST.get("task")) if request.POST.get("task", "").isdigit() else None
+    task = _task(access, request.POST.get("task"))
     if task is not None:
         messages = task.data["messages"]
     else:
@@ -92,7 +94,10 @@ def playground_stream(request, access: ProjectAccess):
             messages.insert(0, {"role": "system", "content": system[:MAX_MESSAGE_CHARS]})
     try:
         max_tokens = max(1, min(int(request.POST.get("max_tokens") or 128), settings.STUDIO_CHAT_MAX_TOKENS))
-        temperature = max(0.0, min(float(request.POST.get("temperature") or 0), 2.0))
+        temperature = float(request.POST.get("temperature") or 0)
+        if not math.isfinite(temperature):  # "nan", "inf": min/max would let NaN through
+            raise ValueError(temperature)
+        temperature = max(0.0, min(temperature, 2.0))
     except ValueError:
         return _error_stream("Longest answer and variety must be numbers.", 400)
     params = {"messages": messages, "max_tokens": max_tokens, "temperature": temperature, "top_p": 1.0}
@@ -126,7 +131,7 @@ def playground_stream(request, access: ProjectAccess):
 @project_view(Role.VIEWER)
 def playground_grade(request, access: ProjectAccess):
     """Grade one answer to a task with a grader: the total and every criterion (an HTML partial)."""
-    task = _task(access, request.POST.get("task")) if request.POST.get("task", "").isdigit() else None
+    task = _task(access, request.POST.get("task"))
     if task is None or not request.POST.get("grader"):
         return HttpResponse('<p class="muted small">Pick a task and a grader to score the answers.</p>')
     grader = grader_get(project=access.project, pk=request.POST["grader"])

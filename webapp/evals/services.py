@@ -134,21 +134,30 @@ def _item_row(evaluation: Evaluation, task_id: int, row: dict, result) -> EvalIt
     )
 
 
-def evaluation_execute(*, evaluation_id: str, flush_seconds: float = 1.0) -> None:
-    """Answer and grade every task; every outcome ends in completed, failed or canceled."""
-    from trainer.evaluation import SamplingSettings, evaluate, load_for_inference
-
+def evaluation_claim(*, evaluation_id: str, progress: str) -> Evaluation | None:
+    """Mark a queued evaluation in progress on this worker; None when it is not queued (gone,
+    canceled, or taken by another delivery of the task)."""
     with transaction.atomic():
         evaluation = Evaluation.objects.select_for_update().filter(pk=evaluation_id).first()
         if evaluation is None or evaluation.status != EvalStatus.QUEUED:
             log.info("evaluation %s is not queued: nothing to do", evaluation_id)
-            return
+            return None
         from celery import current_task
 
         evaluation.status, evaluation.started_at = EvalStatus.IN_PROGRESS, timezone.now()
         evaluation.worker_hostname = getattr(getattr(current_task, "request", None), "hostname", "") or ""
-        evaluation.progress = "Loading the model…"
+        evaluation.progress = progress
         evaluation.save()
+    return evaluation
+
+
+def evaluation_execute(*, evaluation_id: str, flush_seconds: float = 1.0) -> None:
+    """Answer and grade every task; every outcome ends in completed, failed or canceled."""
+    from trainer.evaluation import SamplingSettings, evaluate, load_for_inference
+
+    evaluation = evaluation_claim(evaluation_id=evaluation_id, progress="Loading the model…")
+    if evaluation is None:
+        return
     sync_judges()
     EvalItem.objects.filter(evaluation=evaluation).delete()  # a retried task starts clean
     buffer: list[EvalItem] = []
@@ -157,9 +166,9 @@ def evaluation_execute(*, evaluation_id: str, flush_seconds: float = 1.0) -> Non
     def flush() -> None:
         if buffer:
             EvalItem.objects.bulk_create(buffer)
+            done = evaluation.items.count()
             Evaluation.objects.filter(pk=evaluation.pk).update(
-                done_items=evaluation.items.count(), progress=f"Answered and graded {evaluation.items.count()} "
-                                                              f"of {evaluation.total_items} tasks")
+                done_items=done, progress=f"Answered and graded {done} of {evaluation.total_items} tasks")
             buffer.clear()
         last_flush[0] = time.monotonic()
 
@@ -198,7 +207,9 @@ def evaluation_execute(*, evaluation_id: str, flush_seconds: float = 1.0) -> Non
 def evaluation_summarise(*, evaluation: Evaluation) -> Evaluation:
     """Write the summary numbers from the items; completed, or canceled when it stopped early."""
     evaluation.refresh_from_db()
-    items = list(evaluation.items.all())
+    # only the numbers: the answers and prompts (up to 100,000 characters each) stay in the database
+    items = list(evaluation.items.only("reward", "passed", "sub_rewards", "has_error", "prompt_tokens",
+                                       "completion_tokens"))
     names = sorted({k for i in items for k in i.sub_rewards})
     n = len(items)
     evaluation.done_items = n
