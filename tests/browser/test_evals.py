@@ -5,6 +5,7 @@ which sorts and filters tasks and shows both answers beside the reference."""
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.helpers import login
 from tests.helpers import jsonl, rft_row
 from tests.webapp.evals.factories import make_eval
 from tests.webapp.runs.factories import make_run
@@ -38,14 +39,6 @@ def finished(django_user_model):
                         model_name=f"ft:smollm2-135m-instruct:triage-v1:{run.pk}:ckpt-step-10",
                         crit={0: 1.0, 1: 1.0, 2: 1.0, 3: 1.0, 4: 1.0}, **common)
     return run, base, trained
-
-
-def login(page, live_server):
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", "expert")
-    page.fill("input[name=password]", "pw-expert")
-    page.click("button:has-text('Log in')")
-    expect(page.locator("h1")).to_have_text("Projects")
 
 
 def test_run_page_answers_then_compare_tasks(page, live_server, finished, shot):

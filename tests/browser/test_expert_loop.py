@@ -5,6 +5,7 @@ whose grader is broken shows the matching finding with its evidence."""
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.helpers import login
 from tests.helpers import jsonl, rft_row
 from tests.webapp.reviews.calibration import answers, make_calibration_run
 
@@ -22,14 +23,6 @@ def world(django_user_model):
     dataset = dataset_import_jsonl(project=project, name="Sums", user=user,
                                    train=Upload("s.jsonl", len(data), lambda: data), holdout_percent=0)
     return user, project, dataset
-
-
-def login(page, live_server):
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", "expert")
-    page.fill("input[name=password]", "pw-expert")
-    page.click("button:has-text('Log in')")
-    expect(page.locator("h1")).to_have_text("Projects")
 
 
 def test_review_ten_answers_fix_the_criterion_and_agreement_rises(page, live_server, world, shot):

@@ -7,6 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.helpers import login
 from tests.helpers import rft_row
 from tests.trainer.engine.conftest import make_tiny_model
 from tests.webapp.core.worker import running_worker
@@ -38,14 +39,6 @@ def launchable(expert, tmp_path):
                                        valid_rows=rows[10:])
     grader_create(project=project, name="Exact letter", spec=GRADER, user=user, dataset=dataset)
     return project
-
-
-def login(page, live_server):
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", "expert")
-    page.fill("input[name=password]", "pw-expert")
-    page.click("button:has-text('Log in')")
-    expect(page.locator("h1")).to_have_text("Projects")
 
 
 def console_errors(page) -> list[str]:

@@ -6,6 +6,7 @@ leaves no stale banner, and a page that says so when the session ends."""
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.helpers import login
 from tests.helpers import jsonl, rft_row
 from tests.webapp.runs.factories import add_steps, make_run
 
@@ -25,14 +26,6 @@ def world(django_user_model):
     dataset = dataset_import_jsonl(project=project, name="Tickets", user=user,
                                    train=Upload("t.jsonl", len(data), lambda: data), holdout_percent=0)
     return project, dataset, user
-
-
-def login(page, live_server):
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", "expert")
-    page.fill("input[name=password]", "pw-expert")
-    page.click("button:has-text('Log in')")
-    expect(page.locator("h1")).to_have_text("Projects")
 
 
 def test_a_run_from_its_first_step_to_cancel(page, live_server, world, shot):

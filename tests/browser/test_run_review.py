@@ -5,7 +5,7 @@ samples filter with htmx, and a “grader was wrong” mark shows up on the run 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.helpers import mark_grader_wrong
+from tests.browser.helpers import login, mark_grader_wrong
 from tests.helpers import jsonl, rft_row
 from tests.webapp.runs.factories import add_steps, make_run
 
@@ -25,14 +25,6 @@ def run(django_user_model):
     make_run(project, dataset, user, steps=8, total_steps=8, status="succeeded", suffix="triage-v0",
              config={"learning_rate": 3e-5, "group_size": 4, "batch_size": 2})
     return make_run(project, dataset, user, steps=10, total_steps=40, suffix="triage-v1")
-
-
-def login(page, live_server):
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", "expert")
-    page.fill("input[name=password]", "pw-expert")
-    page.click("button:has-text('Log in')")
-    expect(page.locator("h1")).to_have_text("Projects")
 
 
 def trace_points(page, chart: str, index: int) -> int:

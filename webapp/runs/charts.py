@@ -136,8 +136,27 @@ def reward_curves(runs: Sequence[Run], *, max_points: int = MAX_POINTS) -> dict[
             if value is not None:
                 curves[run_id][split][0].append(step)
                 curves[run_id][split][1].append(value)
-    return {pk: {split: dict(zip(("x", "y"), downsample(*xy, max_points), strict=True))
-                 for split, xy in c.items()} for pk, c in curves.items()}
+    return {pk: _downsampled(c, max_points) for pk, c in curves.items()}
+
+
+def _downsampled(curve: dict, max_points: int) -> dict:
+    return {split: dict(zip(("x", "y"), downsample(*xy, max_points), strict=True)) for split, xy in curve.items()}
+
+
+def run_reward_curve(run: Run, *, max_points: int = MAX_POINTS) -> dict:
+    """`reward_curves([run])[run.pk]`, from the rows `run_series` already read this request
+    (the run page) when there are any, so the page reads the run's metrics once."""
+    rows = getattr(run, "_metric_rows", None)
+    if rows is None:
+        return reward_curves([run], max_points=max_points)[run.pk]
+    curve: dict = {"train": ([], []), "valid": ([], [])}
+    for step, data in rows:
+        for split in ("train", "valid"):
+            value = _number((data or {}).get(f"{split}/reward_mean"))
+            if value is not None:
+                curve[split][0].append(step)
+                curve[split][1].append(value)
+    return _downsampled(curve, max_points)
 
 
 def reward_summary(curve: dict) -> dict:

@@ -31,6 +31,9 @@ def _number(kind: type, text: str, *, auto: bool):
         raise forms.ValidationError(f"Enter {what} or “auto”." if auto else f"Enter {what}.") from None
 
 
+INT_CEILING = 2**31 - 1  # the largest whole-number setting without a maximum of its own (seed, step limit)
+
+
 class SettingField(forms.CharField):
     """One launch setting: a number in `FIELD_INFO`'s range, or “auto” where it has one (then
     an empty box means “auto” too), or nothing where it is optional."""
@@ -58,11 +61,18 @@ class SettingField(forms.CharField):
             raise forms.ValidationError("This field is required.")
         number = _number(self.kind, text, auto=self.auto)
         low, high = self.info.minimum, self.info.maximum
+        if high is None and self.kind is int:  # a seed or step count must fit the database and RNGs
+            high = INT_CEILING
         if (low is not None and number < low) or (high is not None and number > high):
             if high is None:
-                raise forms.ValidationError(f"Must be at least {low:g}.")
-            raise forms.ValidationError(f"Must be between {low:g} and {high:g}.")
+                raise forms.ValidationError(f"Must be at least {_shown(low)}.")
+            raise forms.ValidationError(f"Must be between {_shown(low)} and {_shown(high)}.")
         return number
+
+
+def _shown(number) -> str:
+    """A bound as the expert reads it: 2,147,483,647 rather than 2.14748e+09; 0.001 as it is."""
+    return f"{number:,}" if isinstance(number, int) else f"{number:g}"
 
 
 def _kind(name: str) -> type:

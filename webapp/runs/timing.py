@@ -153,7 +153,11 @@ def run_time_left(*, run: Run) -> tuple[int, int] | None:
     config = run.config or {}
     device = "cuda" if config.get("device") == "cuda" else "cpu"
     shape = Shape.of_config(config)
-    own = list(run.metrics.filter(step__gt=1).order_by("-step").values_list("data", flat=True)[:HISTORY_STEPS])
+    read = getattr(run, "_metric_rows", None)  # the run page's charts read them already (in step order)
+    if read is not None:
+        own = [data or {} for step, data in reversed(read) if step > 1][:HISTORY_STEPS]
+    else:
+        own = list(run.metrics.filter(step__gt=1).order_by("-step").values_list("data", flat=True)[:HISTORY_STEPS])
     steps = [s for s in (_train_seconds(d) for d in own) if s is not None]
     evals = [d["time/eval"] for d in own if d.get("time/eval")]
     if len(steps) >= OWN_STEPS_NEEDED and evals:  # the page polls this: no need to look further

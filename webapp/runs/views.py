@@ -64,7 +64,7 @@ def _live_context(access: ProjectAccess, run: Run) -> dict:
     return {
         "access": access, "project": access.project, "run": run, "title": run_title(run),
         "actions": allowed_actions(run) if access.can_edit else [],
-        "summary": charts.reward_summary(charts.reward_curves([run])[run.pk]),
+        "summary": charts.reward_summary(charts.run_reward_curve(run)),
         "events": events, "pruned_checkpoints": pruned, "checkpoints": run.checkpoints.order_by("-step"),
         "feedback_counts": sorted(counts.items()), "feedback_total": sum(counts.values()),
         "criterion_names": criterion_names(run),

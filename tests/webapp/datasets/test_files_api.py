@@ -194,3 +194,20 @@ def test_evals_file_upload_is_checked_line_by_line(project_with_roles, api_clien
     with django_capture_on_commit_callbacks(execute=True):
         assert client.delete(f"/v1/files/{obj['id']}").json()["deleted"] is True
     assert not File.objects.exists() and not path.exists()
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (b'{"item": {"q": NaN}}\n', "line 1: NaN is not allowed"),
+    (b'{"item": {"q": 1}}\n{"item": {"q": 1e400}}\n', "line 2: the number 1e400 is too large"),
+    (b'{"item": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n", "line 1: the JSON is nested more than 64 levels"),
+    (b'{"item": {"q": "a\\u0000b"}}\n', "line 1: text may not contain NUL characters"),
+    (b'{"item": {"q": "\\ud800"}}\n', "line 1: text may not contain lone surrogates"),
+    (b'{"item": {"q": 1}}\n' * 50_001, "the file has 50,001 items; the limit is 50,000"),
+])
+def test_hostile_evals_file_is_a_400_naming_the_line(project_with_roles, api_client_for, raw, expected):
+    project, users = project_with_roles
+    response = post_file(api_client_for(users["editor"], project), raw, "items.jsonl", purpose="evals")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "file" and f"items.jsonl: {expected}" in error["message"]
+    assert not File.objects.exists()

@@ -214,3 +214,15 @@ def test_choosing_no_dataset_clears_it_through_the_service(editor, dataset):
     client.post(reverse("graders:edit", args=[project.slug, grader.pk]), rubric_post(dataset, NUMBER, LENGTH))
     v2 = Grader.objects.get(version=2)
     assert grader_update_locked.dataset is None and v2.dataset == dataset
+
+
+def test_criterion_link_param_is_escaped_bounded_and_highlights_the_row(editor, dataset):
+    """?criterion= comes from a link anyone can craft: it is shown escaped and cut to 200 characters."""
+    project, client = editor
+    client.post(reverse("graders:new", args=[project.slug]), rubric_post(dataset, NUMBER, LENGTH))
+    url = reverse("graders:edit", args=[project.slug, Grader.objects.get().pk])
+    page = client.get(url, {"criterion": '<script>alert(1)</script>"x' + "a" * 5000}).content.decode()
+    assert 'id="focus-missing"' in page and "<script>alert(1)" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&quot;x" in page and "a" * 201 not in page
+    page = client.get(url, {"criterion": "number_is_correct"}).content.decode()
+    assert 'id="focus-missing"' not in page

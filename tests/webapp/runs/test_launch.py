@@ -268,3 +268,26 @@ def test_a_machine_without_a_gpu_driver_is_cpu_without_importing_torch(monkeypat
 
     monkeypatch.setattr(builtins, "__import__", no_torch)
     assert plan._this_machine_device.__wrapped__() == "cpu"
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("seed", "9" * 30, "Must be between 0 and 2,147,483,647."),  # was a 500: too large for the database
+    ("max_steps", "9" * 30, "Must be between 1 and 2,147,483,647."),
+    ("n_epochs", "9" * 5000, "Enter a whole number or “auto”"),
+    ("learning_rate_multiplier", "inf", "Must be between 0.001 and 100."),
+    ("temperature", "1e400", "Must be between 0.05 and 2."),
+])
+def test_huge_or_infinite_settings_are_a_message_under_the_field(launchable, client_for, field, value, expected):
+    project, users, _, _, form = launchable
+    client = client_for(users["editor"])
+    estimate = client.post(reverse("runs:estimate", args=[project.slug]), {**form, field: value}).content.decode()
+    assert expected in estimate and 'id="est-steps"' not in estimate
+    launch = client.post(reverse("runs:launch", args=[project.slug]), {**form, field: value})
+    assert launch.status_code == 400 and expected in launch.content.decode() and not Run.objects.exists()
+
+
+def test_auto_is_read_in_any_case_with_spaces(launchable, client_for):
+    project, users, _, _, form = launchable
+    body = client_for(users["editor"]).post(reverse("runs:estimate", args=[project.slug]),
+                                            {**form, "n_epochs": " AUTO ", "batch_size": "Auto"}).content.decode()
+    assert 'id="est-steps"' in body

@@ -190,3 +190,26 @@ def test_checkpoint_download_is_a_zip_of_the_folder(world, client_for):
 
     shutil.rmtree(ckpt.path)
     assert client_for(users["viewer"]).get(url("checkpoint_download", run, ckpt=ckpt.pk)).status_code == 404
+
+
+def test_run_page_reads_the_metrics_once_and_agrees_with_the_separate_reads(world, client_for):
+    """The charts, the reward headline, the time left and the findings share one read of the
+    run's metrics; what they show is what reading them apart gives."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from webapp.runs import charts, timing
+
+    project, users, dataset = world
+    run = make_run(project, dataset, users["owner"], steps=10, total_steps=40)
+    client = client_for(users["editor"])
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url("detail", run)).status_code == 200
+    reads = [q["sql"] for q in queries.captured_queries if 'FROM "runs_runmetric"' in q["sql"]
+             and "valid/reward_mean" not in q["sql"]]  # the timeline's own narrow read of the checks
+    assert len(reads) == 1, reads
+
+    fresh = Run.objects.get(pk=run.pk)
+    separate = charts.reward_curves([fresh])[fresh.pk], timing.run_time_left(run=fresh)
+    charts.run_series(fresh)  # leaves the rows on the run, as the page does
+    assert (charts.run_reward_curve(fresh), timing.run_time_left(run=fresh)) == separate
