@@ -72,6 +72,10 @@ def test_bf16_full_tuning_changes_most_weights_at_a_small_learning_rate(tiny_mod
         total += w.numel()
     # AdamW moves every weight with a gradient by ~lr; in bf16 storage those moves round away
     assert changed / total > 0.5, changed / total
+    # ... and not merely by being stored in bf16: most saved weights are not bf16-representable
+    # (bf16 storage, even cast back to float32 on save, would leave every weight on the bf16 grid)
+    off_grid = sum((w != w.bfloat16().float()).sum().item() for w in after.values())
+    assert off_grid / total > 0.5, off_grid / total
     # the master copy is float32: the saved weights are float32, not bf16-rounded
     assert load_file(str(tmp_path / "run" / "checkpoints" / "step-000003" / "model.safetensors"))[
         "model.layers.0.mlp.up_proj.weight"].dtype == torch.float32
@@ -171,6 +175,25 @@ def test_grader_errors_are_excluded_from_the_loss(tiny_model, tmp_path, qa_tasks
     assert m["train/no_signal"] == 0.0
     warnings = [msg for level, msg, data in hooks.events if data.get("kind") == "grader_errors"]
     assert warnings and "24 of 32 answers could not be graded" in warnings[0] and "judge timed out" in warnings[0]
+
+
+def test_grader_errors_do_not_become_a_training_signal(tiny_model, tmp_path, qa_tasks):
+    """Every answer the grader could grade scores 1.0, the others fail: scored as 0 (the old
+    behaviour) the failures would make a spread and an update; left out, there is nothing to learn."""
+    def flaky(sample, item):
+        if len(sample["output_text"]) % 2:
+            raise RuntimeError("judge timed out")
+        return 1.0
+
+    hooks = Recorder()
+    train(cfg(tiny_model, tmp_path, method="full", max_steps=1, batch_size=8, dynamic_sampling=False,
+              learning_rate=1e-3), Tasks(train=qa_tasks), flaky, hooks)
+    m = hooks.steps[0]
+    assert 0 < m["train/grader_error_frac"] < 1  # some answers of the step were graded, some not
+    assert m["train/no_signal"] == 1.0 and m["train/loss"] == 0.0
+    before = load_file(str(tiny_model / "model.safetensors"))
+    after = load_file(str(tmp_path / "run" / "checkpoints" / "step-000001" / "model.safetensors"))
+    assert all(torch.equal(before[k].float(), after[k].float()) for k in before)
 
 
 # --- 7: cut-off answers -----------------------------------------------------------------------
