@@ -580,8 +580,7 @@ def _update(ctx: _StepContext, ref_model, optimizer, scheduler, scaler, rounds, 
         losses.append(total)
     model.eval()
     # sums over ranks: loss, entropy and clipping statistics of the whole batch
-    summed = dist.sum([torch.stack(losses).mean().item(), entropy_sum.item(), stats.tokens, stats.kl_sum, stats.clip_low_sum,
-                       stats.clip_high_sum, stats.clip_region_sum])
+    summed = dist.sum([torch.stack(losses).mean().item(), entropy_sum.item(), *stats.floats()])
     loss_mean, entropy_sum, tokens, kl_sum, low, high, region = summed
     tokens = max(tokens, 1.0)
     out = {
