@@ -143,6 +143,28 @@ def test_dropout_is_off_in_the_policy(tmp_path):
     assert torch.equal(a, b) and torch.allclose(a, model(input_ids=ids).logits, atol=1e-6)
 
 
+def test_training_turns_the_base_models_dropout_off(tmp_path, qa_tasks, monkeypatch):
+    """train() itself switches dropout off (not only the helper): the policy it trains is the
+    model it loaded, with every attention dropout at 0 and dropout-free forward passes."""
+    import trainer.loop as loop
+
+    folder = make_tiny_model(tmp_path / "dropout", attention_dropout=0.5)
+    loaded, real = [], loop.load_model
+
+    def spy(*args, **kwargs):
+        loaded.append(real(*args, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr(loop, "load_model", spy)
+    train(cfg(folder, tmp_path, method="full", max_steps=1), Tasks(train=qa_tasks), spread_reward, Recorder())
+    model = loaded[0][0]
+    rates = [m.attention_dropout for m in model.modules() if hasattr(m, "attention_dropout")]
+    assert rates and all(rate == 0.0 for rate in rates)
+    model.train()
+    ids = torch.arange(5, 25)[None]
+    assert torch.equal(model(input_ids=ids).logits, model(input_ids=ids).logits)
+
+
 # --- 6: grader errors -----------------------------------------------------------------------
 
 
