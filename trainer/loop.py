@@ -513,7 +513,9 @@ def _update(ctx: _StepContext, ref_model, optimizer, scheduler, scaler, rounds, 
         adv += advantages[k * G:(k + 1) * G].tolist()
         on += loss_rows[k * G:(k + 1) * G]
     params = [p for p in model.parameters() if p.requires_grad]
-    stats, losses, entropy_sum, grad_norms = LossStats(), [], 0.0, []
+    # loss and entropy sums stay on the device until the end: no host sync per micro-batch
+    stats, losses, grad_norms = LossStats(), [], []
+    entropy_sum = torch.zeros((), dtype=torch.float32, device=device)
     r = None
     if mine:
         r = pack_rollout(prompts, completions, truncated, group_size=G, pad_id=ctx.tokenizer.pad_token_id,
@@ -547,7 +549,7 @@ def _update(ctx: _StepContext, ref_model, optimizer, scheduler, scaler, rounds, 
     model.train()
     for it in range(config.num_iterations):
         optimizer.zero_grad(set_to_none=True)
-        total = 0.0
+        total = torch.zeros((), dtype=torch.float32, device=device)
         for b0, b1 in (chunks if r is not None else []):
             s0, s1 = b0 * G, b1 * G
             logp, entropy = logps(model, b0, b1, with_entropy=(it == 0))  # (s, T)
@@ -560,10 +562,10 @@ def _update(ctx: _StepContext, ref_model, optimizer, scheduler, scaler, rounds, 
                 num_sequences=totals["sequences"], num_tokens=totals["tokens"])
             if loss.requires_grad:  # a micro-batch whose answers are all masked out has no graph
                 (scaler.scale(loss) if scaler is not None else loss).backward()
-            total += loss.item()
+            total += loss.detach().float()
             stats.add(st)
             if entropy is not None:
-                entropy_sum += (entropy * mask).sum().item()
+                entropy_sum += (entropy * mask).sum().float()
         dist.all_reduce_grads(params)
         if scaler is not None:
             scaler.unscale_(optimizer)
@@ -578,8 +580,7 @@ def _update(ctx: _StepContext, ref_model, optimizer, scheduler, scaler, rounds, 
         losses.append(total)
     model.eval()
     # sums over ranks: loss, entropy and clipping statistics of the whole batch
-    summed = dist.sum([float(np.mean(losses)), entropy_sum, stats.tokens, stats.kl_sum, stats.clip_low_sum,
-                       stats.clip_high_sum, stats.clip_region_sum])
+    summed = dist.sum([torch.stack(losses).mean().item(), entropy_sum.item(), *stats.floats()])
     loss_mean, entropy_sum, tokens, kl_sum, low, high, region = summed
     tokens = max(tokens, 1.0)
     out = {

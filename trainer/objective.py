@@ -300,17 +300,24 @@ def completion_logprobs(
 
 @dataclass
 class LossStats:
-    """Sums over valid tokens, so micro-batches add up; divide by `tokens` for means."""
+    """Sums over valid tokens, so micro-batches add up; divide by `tokens` for means.
 
-    tokens: float = 0.0
-    kl_sum: float = 0.0
-    clip_low_sum: float = 0.0
-    clip_high_sum: float = 0.0
-    clip_region_sum: float = 0.0
+    The sums are 0-d tensors on the loss's device (no host sync per micro-batch): `floats()`
+    reads them once, after the last micro-batch."""
+
+    tokens: float | torch.Tensor = 0.0
+    kl_sum: float | torch.Tensor = 0.0
+    clip_low_sum: float | torch.Tensor = 0.0
+    clip_high_sum: float | torch.Tensor = 0.0
+    clip_region_sum: float | torch.Tensor = 0.0
 
     def add(self, other: LossStats) -> None:
         for name in self.__dataclass_fields__:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def floats(self) -> list[float]:
+        """tokens, kl_sum, clip_low_sum, clip_high_sum, clip_region_sum as Python floats."""
+        return [float(getattr(self, name)) for name in self.__dataclass_fields__]
 
 
 def policy_loss(
@@ -367,10 +374,10 @@ def policy_loss(
         low = (ratio < 1 - epsilon_low) & (adv < 0)
         high = (ratio > 1 + epsilon_high) & (adv > 0)
         stats = LossStats(
-            tokens=mask.sum().item(),
-            kl_sum=(kl * mask).sum().item() if kl is not None else 0.0,
-            clip_low_sum=(low * mask).sum().item(),
-            clip_high_sum=(high * mask).sum().item(),
-            clip_region_sum=((low | high) * mask).sum().item(),
+            tokens=mask.sum(),
+            kl_sum=(kl * mask).sum() if kl is not None else 0.0,
+            clip_low_sum=(low * mask).sum(),
+            clip_high_sum=(high * mask).sum(),
+            clip_region_sum=((low | high) * mask).sum(),
         )
     return loss, stats

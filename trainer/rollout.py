@@ -132,7 +132,8 @@ def generate(
     if seeds is not None:
         if len(seeds) != S:
             raise ValueError(f"generate: {len(seeds)} seeds for {S} completions")
-        uniforms = row_uniforms(seeds, max_new_tokens).to(device)  # (S, T)
+        if temperature > 0:  # greedy decoding draws nothing
+            uniforms = row_uniforms(seeds, max_new_tokens).to(device)  # (S, T)
 
     # --- prefill: each prompt once, then the cache is repeated for the G samples ----------
     cache = DynamicCache(config=model.config)

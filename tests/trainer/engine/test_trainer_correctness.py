@@ -72,6 +72,10 @@ def test_bf16_full_tuning_changes_most_weights_at_a_small_learning_rate(tiny_mod
         total += w.numel()
     # AdamW moves every weight with a gradient by ~lr; in bf16 storage those moves round away
     assert changed / total > 0.5, changed / total
+    # ... and not merely by being stored in bf16: most saved weights are not bf16-representable
+    # (bf16 storage, even cast back to float32 on save, would leave every weight on the bf16 grid)
+    off_grid = sum((w != w.bfloat16().float()).sum().item() for w in after.values())
+    assert off_grid / total > 0.5, off_grid / total
     # the master copy is float32: the saved weights are float32, not bf16-rounded
     assert load_file(str(tmp_path / "run" / "checkpoints" / "step-000003" / "model.safetensors"))[
         "model.layers.0.mlp.up_proj.weight"].dtype == torch.float32
@@ -139,6 +143,28 @@ def test_dropout_is_off_in_the_policy(tmp_path):
     assert torch.equal(a, b) and torch.allclose(a, model(input_ids=ids).logits, atol=1e-6)
 
 
+def test_training_turns_the_base_models_dropout_off(tmp_path, qa_tasks, monkeypatch):
+    """train() itself switches dropout off (not only the helper): the policy it trains is the
+    model it loaded, with every attention dropout at 0 and dropout-free forward passes."""
+    import trainer.loop as loop
+
+    folder = make_tiny_model(tmp_path / "dropout", attention_dropout=0.5)
+    loaded, real = [], loop.load_model
+
+    def spy(*args, **kwargs):
+        loaded.append(real(*args, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr(loop, "load_model", spy)
+    train(cfg(folder, tmp_path, method="full", max_steps=1), Tasks(train=qa_tasks), spread_reward, Recorder())
+    model = loaded[0][0]
+    rates = [m.attention_dropout for m in model.modules() if hasattr(m, "attention_dropout")]
+    assert rates and all(rate == 0.0 for rate in rates)
+    model.train()
+    ids = torch.arange(5, 25)[None]
+    assert torch.equal(model(input_ids=ids).logits, model(input_ids=ids).logits)
+
+
 # --- 6: grader errors -----------------------------------------------------------------------
 
 
@@ -171,6 +197,25 @@ def test_grader_errors_are_excluded_from_the_loss(tiny_model, tmp_path, qa_tasks
     assert m["train/no_signal"] == 0.0
     warnings = [msg for level, msg, data in hooks.events if data.get("kind") == "grader_errors"]
     assert warnings and "24 of 32 answers could not be graded" in warnings[0] and "judge timed out" in warnings[0]
+
+
+def test_grader_errors_do_not_become_a_training_signal(tiny_model, tmp_path, qa_tasks):
+    """Every answer the grader could grade scores 1.0, the others fail: scored as 0 (the old
+    behaviour) the failures would make a spread and an update; left out, there is nothing to learn."""
+    def flaky(sample, item):
+        if len(sample["output_text"]) % 2:
+            raise RuntimeError("judge timed out")
+        return 1.0
+
+    hooks = Recorder()
+    train(cfg(tiny_model, tmp_path, method="full", max_steps=1, batch_size=8, dynamic_sampling=False,
+              learning_rate=1e-3), Tasks(train=qa_tasks), flaky, hooks)
+    m = hooks.steps[0]
+    assert 0 < m["train/grader_error_frac"] < 1  # some answers of the step were graded, some not
+    assert m["train/no_signal"] == 1.0 and m["train/loss"] == 0.0
+    before = load_file(str(tiny_model / "model.safetensors"))
+    after = load_file(str(tmp_path / "run" / "checkpoints" / "step-000001" / "model.safetensors"))
+    assert all(torch.equal(before[k].float(), after[k].float()) for k in before)
 
 
 # --- 7: cut-off answers -----------------------------------------------------------------------

@@ -58,7 +58,9 @@ def test_two_processes_equal_one_process(tiny_model, tmp_path, qa_tasks):
                 "train/groups_sampled", "train/groups_kept", "valid/reward_mean", "trained_tokens"):
         assert two[key] == pytest.approx(one[key], abs=1e-4), key
     assert one["train/loss"] != 0 and one["train/no_signal"] == 0.0
-    # the same update
+    # the same update, and a real one (equal weights would also follow from no update at all)
+    base = load_file(str(tiny_model / "model.safetensors"))
+    assert any(not torch.equal(one_weights[k].float(), base[k].float()) for k in base)
     for name, w in one_weights.items():
         assert torch.allclose(two_weights[name], w, atol=1e-5), name
     # process 0 alone wrote the logs: one line per step, a result file
