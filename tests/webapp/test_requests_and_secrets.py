@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import urlencode
 
 import pytest
 from django.db import connection
@@ -265,3 +266,20 @@ def test_nul_in_urls_is_a_400(project_with_roles, api_client_for):
     client = api_client_for(users["viewer"], project)
     assert client.get("/v1/files/%00").status_code == 400
     assert client.get("/v1/fine_tuning/jobs", {"after": "\x00"}).status_code == 400
+
+
+@override_settings(DEBUG=False)
+def test_nul_in_form_fields_is_a_400(project_with_roles, client_for):
+    """A browser form's field reaches lookups and writes (a 500 on PostgreSQL): refused first."""
+    project, users = project_with_roles
+    client = client_for(users["editor"])
+    url = reverse("playground:stream", args=[project.slug])
+    form = "application/x-www-form-urlencoded"
+    response = client.post(url, urlencode({"model": "smollm2\x00", "message": "hi"}), content_type=form)
+    assert response.status_code == 400 and b"NUL character" in response.content
+    assert client.post(url, urlencode({"model": "x", "message": "hi\x00"}), content_type=form).status_code == 400
+    assert client.post(url, urlencode({"mo\x00del": "x"}), content_type=form).status_code == 400
+    upload = reverse("datasets:upload", args=[project.slug])
+    assert client.post(upload, {"name": "n\x00"}).status_code == 400  # multipart too
+    clean = client.post(url, urlencode({"model": "nope", "message": "hi"}), content_type=form)
+    assert clean.streaming  # the same form without a NUL reaches the view (which streams its answer)

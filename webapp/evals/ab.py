@@ -91,7 +91,7 @@ def ab_pick_record(*, review: AbReview, user, task_key: str, pick: str, note: st
     choice = {"first": left, "second": right, "tie": AbChoice.TIE}[pick]
     obj, _ = AbPick.objects.update_or_create(review=review, task_key=task_key, user=user,
                                              defaults={"choice": choice, "shown_left": left,
-                                                       "note": note.replace("\x00", "").strip()[:MAX_NOTE]})
+                                                       "note": note.strip()[:MAX_NOTE]})
     return obj
 
 
