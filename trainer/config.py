@@ -102,7 +102,10 @@ class TrainConfig:
     """DAPO's dynamic sampling: a task whose answers all scored the same teaches nothing, so its
     group is dropped and replaced by a fresh task, for up to `dynamic_sampling_max_rounds`
     sampling rounds per step; the step then trains on the groups it kept (maybe fewer than
-    `batch_size`, none at all makes a "no-signal" step that leaves the weights as they are)."""
+    `batch_size`, none at all makes a "no-signal" step that leaves the weights as they are).
+    Retries pause while none of the last 4 x `batch_size` groups sampled had any spread (a
+    retry would almost surely find none either, at the cost of a whole round) and resume as
+    soon as one does (`trainer.loop.SpreadWindow`)."""
     dynamic_sampling_max_rounds: int = 2
     """Sampling rounds per step at most with `dynamic_sampling` (the first one included)."""
     mask_truncated_completions: bool | None = None

@@ -59,6 +59,7 @@ import json
 import math
 import time
 import uuid
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +174,7 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
     fingerprint = run_fingerprint(config, tasks)
 
     start_step, trained_tokens = 0, 0
+    window = spread_window(config)
     if resume_from:
         state = ckpt.load_trainer_state(resume_from)
         check_resume(state, resume_from, order, fingerprint)
@@ -183,6 +185,7 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
             scaler.load_state_dict(state["grad_scaler"])
         ckpt.restore_rng(state)
         start_step, trained_tokens = state["step"], state.get("trained_tokens", 0)
+        window = spread_window(config, state.get("spread_window"))
         hooks.on_event("info", f"Resumed from {resume_from} at step {start_step}", {"step": start_step})
 
     n_params = sum(p.numel() for p in params)
@@ -223,7 +226,7 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
 
             # --- 1+2. rollouts, graded as each one finishes; dynamic sampling rounds -----------
             t0 = time.time()
-            rounds = _sample_step(ctx, tasks.train, order, step)
+            rounds = _sample_step(ctx, tasks.train, order, step, window)
             t_rollout = time.time() - t0
             t_sampling = sum(r.t_sampling for r in rounds)
             first = rounds[0]
@@ -268,6 +271,8 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
                 "train/groups_sampled": sum(r.n_groups for r in rounds),
                 "train/groups_kept": len(kept) if signal else 0,
                 "train/sampling_rounds": len(rounds),
+                "train/retries_paused": float(config.dynamic_sampling and len(kept) < config.batch_size
+                                              and len(rounds) < config.dynamic_sampling_max_rounds),
                 "train/no_signal": 0.0 if signal else 1.0,
                 "train/completion_tokens_mean": lengths.mean().item(),
                 "train/completion_tokens_max": lengths.max().item(),
@@ -302,7 +307,7 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
             if step % config.eval_interval == 0 or last or stop == "pause":
                 if stop != "cancel" and dist.main:  # on_checkpoint always follows its step's on_step
                     last_checkpoint = _save(model, tokenizer, optimizer, scheduler, scaler, step, config,
-                                            metrics, order, trained_tokens, fingerprint, hooks)
+                                            metrics, order, trained_tokens, fingerprint, hooks, window)
 
             if stop:
                 status = "cancelled" if stop == "cancel" else "paused"
@@ -315,7 +320,7 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
         # paused before any step of this session ran: the checkpoint still records where we are
         if step > start_step or not resume_from:
             last_checkpoint = _save(model, tokenizer, optimizer, scheduler, scaler, step, config, metrics,
-                                    order, trained_tokens, fingerprint, hooks)
+                                    order, trained_tokens, fingerprint, hooks, window)
     dist.barrier()  # every rank returns after rank 0's last checkpoint is on disk
     hooks.on_event("info" if status == "succeeded" else "warning",
                    {"succeeded": f"Training finished after {step} steps",
@@ -380,17 +385,52 @@ class _Round:
         return self.records[slot * self.group_size:(slot + 1) * self.group_size]
 
 
-def _sample_step(ctx: _StepContext, rows: list[dict], order: DataOrder, step: int) -> list[_Round]:
+#: Batches' worth of groups `SpreadWindow` looks back over.
+SPREAD_WINDOW_BATCHES = 4
+
+
+class SpreadWindow:
+    """Whether the most recently sampled groups had any reward spread (every rank sees the same).
+
+    Dynamic sampling pays a whole sampling round for each retry. When none of the last
+    `size` groups tried had any spread (the model answers every task the same way: a
+    collapsed policy, or tasks far too hard or too easy), a retry almost surely finds none
+    either, so retries pause; every step's first round keeps adding evidence, and retries
+    resume as soon as one group shows spread again. Until the window is full, retries run.
+    """
+
+    def __init__(self, size: int, recent: list[bool] | None = None):
+        self.recent: deque[bool] = deque(recent or [], maxlen=size)
+
+    def add(self, rnd: _Round) -> None:
+        self.recent.extend(not z for z in rnd.zero_std.tolist())
+
+    def retries_pay(self) -> bool:
+        return len(self.recent) < (self.recent.maxlen or 0) or any(self.recent)
+
+    def state(self) -> list[bool]:
+        return list(self.recent)
+
+
+def spread_window(config: TrainConfig, state: list[bool] | None = None) -> SpreadWindow:
+    return SpreadWindow(SPREAD_WINDOW_BATCHES * config.batch_size, state)
+
+
+def _sample_step(ctx: _StepContext, rows: list[dict], order: DataOrder, step: int,
+                 window: SpreadWindow) -> list[_Round]:
     """The step's sampling rounds: the batch, then (dynamic sampling) replacements for the groups
-    without reward spread until the batch is full or the rounds run out."""
+    without reward spread until the batch is full, the rounds run out, or recent rounds say a
+    retry would find no spread either (`SpreadWindow`)."""
     config = ctx.config
     rounds = [_sample_round(ctx, rows, order.batch(step), step, 0)]
+    window.add(rounds[0])
     while config.dynamic_sampling and len(rounds) < config.dynamic_sampling_max_rounds:
         missing = config.batch_size - len(_kept_groups(rounds, config))
-        if missing <= 0:
+        if missing <= 0 or not window.retries_pay():
             break
         used = {i for r in rounds for i in r.task_idx}
         rounds.append(_sample_round(ctx, rows, order.extra(step, len(rounds), missing, used), step, len(rounds)))
+        window.add(rounds[-1])
     return rounds
 
 
@@ -483,9 +523,11 @@ def _step_events(hooks, step, config, metrics, every, n_rounds, signal, said: di
         else:
             why = "every answer to each task got the same score"
         so_far = f" This is the {count}th step without signal." if count > 1 else ""
+        paused = (" Retrying other tasks is paused while every recent task gets the same score for all its "
+                  "answers; it resumes when one does not." if metrics.get("train/retries_paused") else "")
         hooks.on_event("info", f"Step {step} taught nothing: {why} ({tried} task{'s' if tried != 1 else ''} "
                        f"tried in {n_rounds} round{'s' if n_rounds != 1 else ''}). The model was left unchanged."
-                       f"{so_far}", {"kind": "no_signal", "step": step, "groups_sampled": tried, "count": count})
+                       f"{so_far}{paused}", {"kind": "no_signal", "step": step, "groups_sampled": tried, "count": count})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -649,12 +691,12 @@ def _evaluate(ctx: _StepContext, valid: list[dict], grader_name: str, step: int)
 
 
 def _save(model, tokenizer, optimizer, scheduler, scaler, step, config, metrics, order, trained_tokens,
-          fingerprint, hooks):
+          fingerprint, hooks, window):
     path = ckpt.save_checkpoint(
         ckpt.checkpoint_dir(config.output_dir, step), model=model, tokenizer=tokenizer,
         optimizer=optimizer, scheduler=scheduler, step=step, config_dict=config.to_dict(),
         metrics=metrics, extra_state={"data_order": order.state(), "trained_tokens": trained_tokens,
-                                      "fingerprint": fingerprint,
+                                      "fingerprint": fingerprint, "spread_window": window.state(),
                                       "grad_scaler": scaler.state_dict() if scaler is not None else None})
     hooks.on_checkpoint(step, str(path), metrics)
     for removed in ckpt.prune_checkpoints(config.output_dir, config.keep_checkpoints):

@@ -89,3 +89,47 @@ def test_a_step_with_no_signal_leaves_the_weights_alone_and_says_so(tiny_model, 
     before = load_file(str(tiny_model / "model.safetensors"))
     after = load_file(str(tmp_path / "run" / "checkpoints" / "step-000002" / "model.safetensors"))
     assert all(torch.equal(before[k].float(), after[k].float()) for k in before)
+
+
+def test_spread_window_pauses_retries_only_when_full_of_groups_without_spread():
+    window = loop.SpreadWindow(4)
+    round_of = lambda *zero: type("R", (), {"zero_std": torch.tensor(zero)})()  # noqa: E731
+    window.add(round_of(True, True, True))
+    assert window.retries_pay()  # not enough evidence yet
+    window.add(round_of(True))
+    assert not window.retries_pay()  # the last 4 groups had no spread
+    window.add(round_of(False))
+    assert window.retries_pay()  # one did: retries resume
+    window.add(round_of(True, True, True, True))
+    assert not window.retries_pay() and window.state() == [False] * 4
+    assert loop.SpreadWindow(4, window.state()).state() == window.state()
+
+
+def test_retries_pause_while_recent_tasks_all_score_the_same_and_resume_after(tiny_model, tmp_path, qa_tasks):
+    from trainer.checkpoints import load_trainer_state
+
+    varied = {"on": False}
+
+    def reward_fn(sample, item):  # the same score for everything until step 4, then spread
+        return reward(sample, item) if varied["on"] else 0.5
+
+    class Switch(Recorder):
+        def on_step(self, step, metrics, samples):
+            super().on_step(step, metrics, samples)
+            varied["on"] = step >= 4
+
+    hooks = Switch()
+    result = train(cfg(tiny_model, tmp_path, max_steps=8, n_epochs=10), Tasks(train=qa_tasks), reward_fn, hooks)
+    rounds = [m["train/sampling_rounds"] for m in hooks.steps]
+    paused = [m["train/retries_paused"] for m in hooks.steps]
+    # window of 4 x 4 groups: steps 1-2 retry (8 groups each) and fill it; 3-4 find it all without spread
+    assert rounds[:4] == [2, 2, 1, 1] and paused[:4] == [0.0, 0.0, 1.0, 1.0]
+    assert all(m["train/no_signal"] == 1.0 for m in hooks.steps[:4])
+    # from step 5 answers differ again: retries resume wherever the first round lacked spread
+    assert paused[4:] == [0.0] * 4
+    assert all(m["train/no_signal"] == 0.0 for m in hooks.steps[4:])
+    partly = [m for m in hooks.steps[4:] if m["train/frac_zero_std_groups"] > 0]
+    assert partly and all(m["train/sampling_rounds"] == 2 for m in partly)
+    # the window is part of the checkpoint, so a resumed run decides as the uninterrupted one
+    state = load_trainer_state(result.last_checkpoint)
+    assert len(state["spread_window"]) == 16 and any(state["spread_window"])
