@@ -76,7 +76,9 @@ def chunked_logprobs(
 
     hidden: (N, H) final hidden states that predict `targets`: (N,). The (N, V) logits never
     exist at once: each chunk's logits are built, reduced and dropped; under autograd each
-    chunk is checkpointed, so backward rebuilds them one chunk at a time as well.
+    chunk is checkpointed when there are several, so backward rebuilds them one chunk at a
+    time as well (a lone chunk keeps its logits for backward: the same peak as rebuilding
+    them, one output-layer pass less).
     The output layer runs in float32 whatever the model's dtype or an enclosing autocast (a
     bf16 log-softmax input loses the small differences between likely tokens), and
     `logit_fn` is the model's own post-processing of its logits (soft-capping, scaling; see
@@ -87,12 +89,13 @@ def chunked_logprobs(
     bias = None if getattr(lm_head, "bias", None) is None else lm_head.bias.float()
     logps, entropies = [], []
     needs_grad = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)
+    recompute = needs_grad and hidden.shape[0] > chunk_tokens
     for start in range(0, hidden.shape[0], chunk_tokens):
         h = hidden[start:start + chunk_tokens]  # (n, H)
         t = targets[start:start + chunk_tokens]  # (n,)
         side: dict = {}  # entropy is a metric: computed in the first pass only, not in recompute
         args = (h, t, weight, bias, temperature, with_entropy, side, logit_fn)
-        if needs_grad:
+        if recompute:
             logp = checkpoint(_chunk, *args, use_reentrant=False)
         else:
             logp = _chunk(*args)
