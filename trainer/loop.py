@@ -139,6 +139,7 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
     """
     dist = distributed.current()
     hooks = (hooks or Hooks()) if dist.main else Hooks()
+    sharding.check(config.sharding, dist)
     check_tasks(tasks)
     # python graders of this run get sandbox workers no other run (or project) shares
     grade, grader_name = make_grade_fn(grader, scope=f"run:{uuid.uuid4().hex}")

@@ -145,11 +145,9 @@ class FullySharded(Replicated):
                 if alias in weights and names[0] in weights:
                     weights[alias] = weights[names[0]]
         index = {name: i for i, name in enumerate(_trained_names(self.model))}
-        return weights, {
-            "state": {index[name]: value for name, value in optim["state"].items()},
-            "param_groups": [{**group, "params": [index[name] for name in group["params"]]}
-                             for group in optim["param_groups"]],
-        }
+        # the hyperparameters (and ids 0..n-1 in the order of the names) exactly as the optimizer states them
+        return weights, {"state": {index[name]: value for name, value in optim["state"].items()},
+                         "param_groups": optimizer.state_dict()["param_groups"]}
 
     def load_optimizer_state(self, optimizer, state: dict) -> None:
         """Load a saved `optimizer.state_dict()` (every process reads the file) into the shards."""
@@ -160,6 +158,9 @@ class FullySharded(Replicated):
                 "param_groups": [{**group, "params": [names[int(i)] for i in group["params"]]}
                                  for group in state["param_groups"]]}
         set_optimizer_state_dict(self.model, optimizer, full, options=StateDictOptions(full_state_dict=True))
+        for group, saved in zip(optimizer.param_groups, state["param_groups"], strict=True):
+            # the saved hyperparameters as saved (the call above turns the betas tuple into a list)
+            group.update({key: value for key, value in saved.items() if key != "params"})
 
     # ---------------------------------------------------------------------------------------
     def _set(self, **flags: bool) -> None:
@@ -174,16 +175,19 @@ class FullySharded(Replicated):
 
 def for_run(sharding: str, dist: Dist, model, ref_model=None) -> Replicated:
     """The run's weight layout; `fsdp` shards `model` (and the reference model) in place."""
-    if sharding == "none":
-        return Replicated(dist)
-    if sharding != "fsdp":
+    check(sharding, dist)
+    return FullySharded(dist, model, ref_model) if sharding == "fsdp" else Replicated(dist)
+
+
+def check(sharding: str, dist: Dist) -> None:
+    """Refuse a sharding this launch cannot do (before the model is loaded)."""
+    if sharding not in ("none", "fsdp"):
         raise ConfigError(f"sharding must be none or fsdp (got {sharding!r})")
-    if not dist.active:
+    if sharding == "fsdp" and not dist.active:
         raise ConfigError(
             "sharding='fsdp' splits the model over the processes of a torchrun launch, and this run has one "
             "process: launch it with torchrun --nproc-per-node N (N > 1; in the web app, STUDIO_GPUS_PER_RUN=N), "
             "or set sharding to none")
-    return FullySharded(dist, model, ref_model)
 
 
 # ---------------------------------------------------------------------------------------------
