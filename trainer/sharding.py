@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+
 import torch
 
 from trainer.config import ConfigError
@@ -151,7 +152,10 @@ class FullySharded(Replicated):
 
     def load_optimizer_state(self, optimizer, state: dict) -> None:
         """Load a saved `optimizer.state_dict()` (every process reads the file) into the shards."""
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_optimizer_state_dict,
+        )
 
         names = _trained_names(self.model)
         full = {"state": {names[int(i)]: value for i, value in state["state"].items()},
