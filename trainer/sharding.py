@@ -201,14 +201,17 @@ def _shard(model) -> list:
     """fully_shard each decoder layer, then the root (embeddings, final norm, output layer and
     whatever else is left, so tied input/output embeddings stay in one unit); returns the
     FSDP units, root last."""
+    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import FSDPModule, fully_shard
 
+    device = next(model.parameters()).device
+    # the mesh of the model's device type (FSDP's default is the accelerator's, even for a CPU run)
+    mesh = init_device_mesh(device.type, (torch.distributed.get_world_size(),))
     for layer in _decoder_layers(model):
-        fully_shard(layer)
-    fully_shard(model)
+        fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
     # FSDP initialises lazily on the first forward and requires that one to be the root's;
     # the log-prob pass calls the trunk directly, so run the root once now (every process).
-    device = next(model.parameters()).device
     with torch.no_grad():
         model(input_ids=torch.zeros((1, 1), dtype=torch.long, device=device), use_cache=False)
     units = [m for m in model.modules() if isinstance(m, FSDPModule)]

@@ -115,8 +115,10 @@ def test_fsdp_full_tuning_learns_what_one_process_learns_and_resumes(tiny_model,
 
 
 @needs_distributed
-def test_fsdp_lora_learns_what_one_process_learns(tiny_model, tmp_path, qa_tasks):
-    args = _inputs(tmp_path, tiny_model, qa_tasks, method="lora", learning_rate=1e-2, max_steps=1)
+def test_fsdp_lora_with_micro_batches_and_two_iterations_learns_what_one_process_learns(tiny_model, tmp_path, qa_tasks):
+    # two passes over the batch (the second must see the first's update), in micro-batches, recomputing activations
+    args = _inputs(tmp_path, tiny_model, qa_tasks, method="lora", learning_rate=1e-2, max_steps=1, num_iterations=2,
+                   micro_batch_size=2, gradient_checkpointing=True)
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
     _torchrun([*args, "--sharding", "fsdp", "--out", str(tmp_path / "fsdp")])
 
