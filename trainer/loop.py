@@ -43,7 +43,8 @@ Deviations from the paper, each on purpose:
   `verify_logits`); dropout is off in the policy, as in TRL.
 - Several processes (`torchrun`, see `trainer.distributed`): each rank samples and grades a
   share of the tasks, gradients are summed; every completion is sampled from its own seed,
-  so the number of processes does not change the rollouts.
+  so the number of processes does not change the rollouts. `sharding="fsdp"` splits the
+  weights' training state between them (`trainer.sharding`); it learns the same numbers.
 - Validation uses greedy decoding (eval_temperature=0) so checkpoints are comparable.
 
 Determinism: data order is a seeded permutation per epoch, every completion samples from a
