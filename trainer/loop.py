@@ -247,7 +247,7 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
                       "tokens": sum(rec.length for rec, on in zip(kept_records, loss_rows, strict=True) if on)}
             signal = bool(totals["tokens"]) and (bool(advantages.abs().sum() > 0) or config.beta > 0)
             if signal:
-                with shards.gathered(optimizer):
+                with shards.gathered(optimizer, reference=True):
                     update = _update(ctx, ref_model, optimizer, scheduler, scaler, rounds, kept, advantages,
                                      loss_rows, totals)
             else:

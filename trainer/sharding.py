@@ -57,7 +57,8 @@ class Replicated:
         self.dist = dist
 
     @contextlib.contextmanager
-    def gathered(self, optimizer: torch.optim.Optimizer | None = None) -> Iterator[None]:
+    def gathered(self, optimizer: torch.optim.Optimizer | None = None, *, reference: bool = False
+                 ) -> Iterator[None]:
         yield
 
     def reduce_grads(self, params: list[torch.nn.Parameter]) -> None:
@@ -84,28 +85,29 @@ class FullySharded(Replicated):
         from torch.distributed.fsdp import FSDPModule
 
         self.model = model
-        self.units: list[FSDPModule] = []
-        for m in (model, ref_model):
-            if m is not None:
-                self.units += _shard(m)
+        self.units: list[FSDPModule] = _shard(model)
+        self.reference_units: list[FSDPModule] = _shard(ref_model) if ref_model is not None else []
 
     @contextlib.contextmanager
-    def gathered(self, optimizer: torch.optim.Optimizer | None = None) -> Iterator[None]:
-        """Whole weights on every process for the phase inside, no collective until it ends.
+    def gathered(self, optimizer: torch.optim.Optimizer | None = None, *, reference: bool = False
+                 ) -> Iterator[None]:
+        """Whole weights on every process for the phase inside, no collective until it ends;
+        the reference model's too with `reference` (the update; sampling does not use it).
 
         With `optimizer`, each optimizer step (which changes the shards) gathers again, so a
         second iteration over the batch sees the updated weights."""
+        units = self.units + (self.reference_units if reference else [])
         self._set(reshard_after_forward=False, reshard_after_backward=False, requires_gradient_sync=False)
         handle = None
         try:
-            self._unshard()
+            _unshard(units)
             if optimizer is not None:
-                handle = optimizer.register_step_post_hook(lambda *_: self._unshard())
+                handle = optimizer.register_step_post_hook(lambda *_: _unshard(self.units))
             yield
         finally:
             if handle is not None:
                 handle.remove()
-            for unit in self.units:
+            for unit in units:
                 unit.reshard()
             self._set(reshard_after_forward=True, reshard_after_backward=True, requires_gradient_sync=True)
 
@@ -168,13 +170,9 @@ class FullySharded(Replicated):
 
     # ---------------------------------------------------------------------------------------
     def _set(self, **flags: bool) -> None:
-        for unit in self.units:
+        for unit in self.units + self.reference_units:
             for name, value in flags.items():
                 getattr(unit, f"set_{name}")(value, recurse=False)
-
-    def _unshard(self) -> None:
-        for unit in self.units:  # the same order on every process
-            unit.unshard()
 
 
 def for_run(sharding: str, dist: Dist, model, ref_model=None) -> Replicated:
@@ -222,6 +220,11 @@ def _shard(model) -> list:
         unit.set_gradient_divide_factor(1.0)
         unit.set_force_sum_reduction_for_comms(True)
     return units
+
+
+def _unshard(units: list) -> None:
+    for unit in units:  # the same order on every process
+        unit.unshard()
 
 
 def _decoder_layers(model) -> list[torch.nn.Module]:
