@@ -5,9 +5,9 @@
 - `none` (the default): every process holds the whole model, its gradients and its AdamW
   state; gradients are summed with `Dist.all_reduce_grads` (see `trainer.distributed`).
 - `fsdp`: PyTorch's FSDP2 (`torch.distributed.fsdp.fully_shard`) on each decoder layer and on
-  the root. The float32 master weights, their gradients and the AdamW state (16 bytes a
-  trained parameter) are split over the N processes, 16/N bytes each; a 7B model's 112 GB of
-  training state becomes 14 GB a GPU on 8 GPUs.
+  the root. The float32 master weights, their reduced gradients and the AdamW state (16 bytes
+  a trained parameter) are split over the N processes, 16/N bytes each; but see below for
+  what each process still holds whole while a phase runs.
 
 How FSDP is driven here, and why. FSDP all-gathers a layer's weights when the layer runs and
 reduce-scatters its gradients in backward: collectives that every process must issue in the
@@ -27,9 +27,12 @@ The price of that: during a phase each GPU holds the whole model's weights (floa
 non-sharded path computes: autocast over float32 weights, so a sharded run learns the same
 numbers) and, in the update, its whole gradient; the sharded part is the optimizer state,
 the master weights and the reduced gradients. Per trained parameter that is 8 + 16/N bytes
-instead of 16 (plus activations): what a run needs when the AdamW state is what does not fit.
-Streaming the layers through the update (the usual FSDP memory profile) needs every process
-to make the same trunk calls, i.e. padding each process's share to the same shape; not done.
+instead of 16 (plus activations): nothing saved on 2 GPUs, 12 on 4, 10 on 8; it helps when
+the AdamW state is what does not fit, not when the weights and gradients alone do not.
+Streaming the layers through the update (the usual FSDP profile: 16/N bytes plus a layer or
+two) needs every process to make the same trunk calls and backward passes in the same order,
+i.e. padding each process's share of a step to the same shape and always running backward
+(`trainer.loop._update`, `trainer.objective.completion_logprobs`); not done yet.
 
 Checkpoints are the same files as without sharding: every process takes part in gathering
 the full state dicts (`torch.distributed.checkpoint.state_dict`), process 0 writes them, and
