@@ -52,7 +52,10 @@ from trainer.distributed import Dist
 
 
 class Replicated:
-    """Every process holds the whole model (today's data parallelism, or one process)."""
+    """Every process holds the whole model (plain data parallelism, or one process).
+
+    Its methods are the points where the loop asks the layout to act; `FullySharded`
+    overrides each of them."""
 
     sharded = False
 
@@ -62,12 +65,15 @@ class Replicated:
     @contextlib.contextmanager
     def gathered(self, optimizer: torch.optim.Optimizer | None = None, *, reference: bool = False
                  ) -> Iterator[None]:
+        """Around a phase of a step that runs the model (sampling, validation, the update)."""
         yield
 
     def reduce_grads(self, params: list[torch.nn.Parameter]) -> None:
+        """After this process's backward passes of an update: the batch's gradient in `params`."""
         self.dist.all_reduce_grads(params)
 
     def loading(self):
+        """Around loading a checkpoint's weights into the model."""
         return contextlib.nullcontext()
 
     def checkpoint_states(self, optimizer) -> tuple[dict | None, dict | None]:
