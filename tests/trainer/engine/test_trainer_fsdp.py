@@ -112,6 +112,9 @@ def test_fsdp_full_tuning_learns_what_one_process_learns_and_resumes(tiny_model,
     assert [m["step"] for m in resumed] == [2]
     assert resumed[0]["train/loss"] == pytest.approx(_metrics(tmp_path / "one")[1]["train/loss"], abs=1e-4)
     _assert_same_checkpoint(_checkpoint(tmp_path / "resumed", 2), _checkpoint(tmp_path / "one", 2))
+    # and one process without sharding resumes from it too: the files are the non-sharded ones
+    assert main([*args, "--out", str(tmp_path / "resumed-one"), "--resume", str(_checkpoint(tmp_path / "fsdp", 1))]) == 0
+    _assert_same_checkpoint(_checkpoint(tmp_path / "resumed-one", 2), _checkpoint(tmp_path / "one", 2))
 
 
 @needs_distributed
