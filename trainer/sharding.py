@@ -149,6 +149,8 @@ class FullySharded(Replicated):
 
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)
         weights = get_model_state_dict(self.model, options=options)
+        if not optimizer.state:  # before the first update (a pause at step 0): nothing to gather
+            return (weights, optimizer.state_dict()) if self.dist.main else ({}, {})
         optim = get_optimizer_state_dict(self.model, optimizer, options=options)
         if not self.dist.main:
             return {}, {}
@@ -168,6 +170,11 @@ class FullySharded(Replicated):
             set_optimizer_state_dict,
         )
 
+        if not state["state"]:
+            # saved before the first update; set_optimizer_state_dict would fill the state in
+            # with a zero-gradient step, and the run's first real step would count as its second
+            optimizer.load_state_dict(state)
+            return
         names = _trained_names(self.model)
         full = {"state": {names[int(i)]: value for i, value in state["state"].items()},
                 "param_groups": [{**group, "params": [names[int(i)] for i in group["params"]]}

@@ -93,7 +93,13 @@ def _assert_same_steps(sharded: Path, whole: Path, steps: int) -> None:
 def test_fsdp_full_tuning_learns_what_one_process_learns_and_resumes(tiny_model, tmp_path, qa_tasks):
     args = _inputs(tmp_path, tiny_model, qa_tasks, method="full", max_steps=2)
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    # the sharded run pauses before its first step (a checkpoint without optimizer state), then resumes
+    (tmp_path / "fsdp").mkdir()
+    (tmp_path / "fsdp" / "STOP").write_text("pause")
     _torchrun([*args, "--sharding", "fsdp", "--out", str(tmp_path / "fsdp")])
+    assert json.loads((tmp_path / "fsdp" / "result.json").read_text())["status"] == "paused"
+    (tmp_path / "fsdp" / "STOP").unlink()
+    _torchrun([*args, "--sharding", "fsdp", "--out", str(tmp_path / "fsdp"), "--resume", str(_checkpoint(tmp_path / "fsdp", 0))])
 
     _assert_same_steps(tmp_path / "fsdp", tmp_path / "one", steps=2)
     events = (tmp_path / "fsdp" / "events.jsonl").read_text()
