@@ -33,21 +33,26 @@ def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
 
 
 def save_checkpoint(path: Path, *, model, tokenizer, optimizer, scheduler, step: int,
-                    config_dict: dict, metrics: dict, extra_state: dict) -> Path:
-    """Write a checkpoint atomically (a temp folder renamed into place)."""
+                    config_dict: dict, metrics: dict, extra_state: dict, model_state: dict | None = None,
+                    optimizer_state: dict | None = None) -> Path:
+    """Write a checkpoint atomically (a temp folder renamed into place).
+
+    `model_state`/`optimizer_state`: full state dicts to write instead of the model's and the
+    optimizer's own (a sharded run gathers them first, see `trainer.sharding`)."""
     import torch  # on first use: the web side imports this module for its names
 
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp, safe_serialization=True)  # PEFT: adapter only; else full weights
+    # PEFT: adapter only; else full weights
+    model.save_pretrained(tmp, safe_serialization=True, **({"state_dict": model_state} if model_state else {}))
     tokenizer.save_pretrained(tmp)
     (tmp / CONFIG_FILE).write_text(json.dumps(config_dict, indent=2))
     (tmp / METRICS_FILE).write_text(json.dumps(clean_json(metrics), indent=2))
     torch.save({
         "step": step,
-        "optimizer": optimizer.state_dict(),
+        "optimizer": optimizer_state if optimizer_state is not None else optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state(),
                 "python": random.getstate(),

@@ -15,6 +15,8 @@ Several GPUs (data parallel, see `trainer.distributed`): launch the same command
     torchrun --standalone --nproc-per-node 4 -m trainer run --config run.json ...
 
 Every process trains its share of each step; process 0 writes the logs and checkpoints.
+With `--sharding fsdp` (or `"sharding": "fsdp"` in run.json) the processes also split the
+model's training state between them (FSDP, see `trainer.sharding`).
 `batch_size` stays the global number of tasks per step, so the run learns the same as on one.
 """
 
@@ -28,7 +30,7 @@ import signal
 import sys
 from pathlib import Path
 
-from trainer.config import ConfigError, TrainConfig, config_from_openai_hyperparameters
+from trainer.config import SHARDINGS, ConfigError, TrainConfig, config_from_openai_hyperparameters
 from trainer.hooks import JsonlHooks
 
 
@@ -106,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--grader", required=True, help="grader JSON file, or reward.py:function")
     run.add_argument("--out", required=True, help="folder for logs and checkpoints")
     run.add_argument("--resume", help="checkpoint folder to continue from")
+    run.add_argument("--sharding", choices=SHARDINGS,
+                     help="override the config's sharding: fsdp splits the model over the torchrun processes")
     args = parser.parse_args(argv)
 
     from trainer import distributed
@@ -119,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config, out=args.out, n_train=len(tasks.train), n_valid=len(tasks.valid))
         if args.out and config.output_dir != args.out:
-            config = dataclasses.replace(config, output_dir=args.out)
+            config = config.replace(output_dir=args.out)
+        if args.sharding:
+            config = config.replace(sharding=args.sharding)
         grader = load_grader(args.grader)
     except (ConfigError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

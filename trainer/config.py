@@ -18,6 +18,7 @@ METHODS = ("lora", "full")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+SHARDINGS = ("none", "fsdp")
 #: `mask_truncated_completions=None` masks cut-off answers when the answer limit is at most this.
 SHORT_ANSWER_TOKENS = 256
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -149,6 +150,12 @@ class TrainConfig:
     never exist for the whole batch at once."""
     grading_threads: int = 8
     """Threads that grade completions while generation continues."""
+    sharding: str = "none"
+    """How a run on several processes (torchrun) keeps the model: `none`, a whole copy per
+    process; `fsdp`, FSDP2 splits the float32 master weights, gradients and AdamW state over the
+    processes (`trainer.sharding`), for models whose training state does not fit one GPU. Needs
+    more than one process; float16 is not supported with it (use bfloat16). Learns the same
+    numbers as `none`, and checkpoints are the same files (a run may resume with the other)."""
 
     def __post_init__(self) -> None:
         # JSON has no tuples; accept lists and normalise so the frozen object stays hashable.
@@ -179,6 +186,11 @@ class TrainConfig:
         choice("lr_schedule", LR_SCHEDULES)
         choice("device", DEVICES)
         choice("dtype", DTYPES)
+        choice("sharding", SHARDINGS)
+        if self.sharding == "fsdp":
+            need(self.dtype != "float16", "sharding='fsdp' does not support dtype float16: its loss scaling "
+                 "checks for overflow on each process's own gradient shard; use bfloat16 (or float32)")
+            need(self.device != "mps", "sharding='fsdp' needs CUDA (NCCL) or CPU (gloo) processes, not mps")
         for name in ("n_epochs", "batch_size", "num_iterations", "max_completion_tokens",
                      "max_prompt_tokens", "eval_interval", "lora_rank", "lora_alpha",
                      "logprob_chunk_tokens", "grading_threads", "dynamic_sampling_max_rounds"):

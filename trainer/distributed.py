@@ -8,6 +8,10 @@ choices; gradients are summed with `all_reduce` after each rank's backward (ever
 normalised by batch-wide totals, so the sum is the one-process gradient); rank 0 validates
 its share, writes checkpoints and talks to the hooks.
 
+With `TrainConfig.sharding="fsdp"` the processes also split the model's training state
+between them (FSDP2, see `trainer.sharding`); FSDP then reduces the gradients instead of
+`all_reduce_grads`.
+
 Sampling is seeded per completion (see `trainer.rollout.row_uniforms`), so which rank
 samples a task does not change what it samples: 1 process and N processes with the same
 global batch give the same rollouts, rewards and loss (to float rounding).

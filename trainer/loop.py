@@ -43,7 +43,8 @@ Deviations from the paper, each on purpose:
   `verify_logits`); dropout is off in the policy, as in TRL.
 - Several processes (`torchrun`, see `trainer.distributed`): each rank samples and grades a
   share of the tasks, gradients are summed; every completion is sampled from its own seed,
-  so the number of processes does not change the rollouts.
+  so the number of processes does not change the rollouts. `sharding="fsdp"` splits the
+  weights' training state between them (`trainer.sharding`); it learns the same numbers.
 - Validation uses greedy decoding (eval_temperature=0) so checkpoints are comparable.
 
 Determinism: data order is a seeded permutation per epoch, every completion samples from a
@@ -69,7 +70,7 @@ import numpy as np
 import torch
 
 from trainer import checkpoints as ckpt
-from trainer import distributed
+from trainer import distributed, sharding
 from trainer.config import ConfigError, TrainConfig
 from trainer.hooks import Hooks
 from trainer.models import (
@@ -140,6 +141,7 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
     """
     dist = distributed.current()
     hooks = (hooks or Hooks()) if dist.main else Hooks()
+    sharding.check(config.sharding, dist)
     check_tasks(tasks)
     # python graders of this run get sandbox workers no other run (or project) shares
     grade, grader_name = make_grade_fn(grader, scope=f"run:{uuid.uuid4().hex}")
@@ -165,6 +167,8 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
     params = [p for p in model.parameters() if p.requires_grad]
     master_weights_fp32(params)
     dist.broadcast_params(params)
+    shards = sharding.for_run(config.sharding, dist, model, ref_model)  # fsdp: shards them in place
+    params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _lr_lambda(config, total_steps * config.num_iterations))
@@ -178,8 +182,9 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
     if resume_from:
         state = ckpt.load_trainer_state(resume_from)
         check_resume(state, resume_from, order, fingerprint)
-        ckpt.load_weights(model, resume_from)
-        optimizer.load_state_dict(state["optimizer"])
+        with shards.loading():
+            ckpt.load_weights(model, resume_from)
+        shards.load_optimizer_state(optimizer, state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if scaler is not None and state.get("grad_scaler"):
             scaler.load_state_dict(state["grad_scaler"])
@@ -189,7 +194,7 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
         hooks.on_event("info", f"Resumed from {resume_from} at step {start_step}", {"step": start_step})
 
     n_params = sum(p.numel() for p in params)
-    where = f"{dist.world} processes ({device.type})" if dist.active else str(device)
+    where = f"{dist.world} processes ({device.type}{', FSDP' if shards.sharded else ''})" if dist.active else str(device)
     hooks.on_event("info", f"Training {total_steps} steps: {config.batch_size} prompts x "
                    f"{config.group_size} samples per step, {config.method} ({n_params:,} trainable "
                    f"parameters) on {where}", {"total_steps": total_steps, "trainable_params": n_params,
@@ -209,7 +214,7 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
 
     pool = ThreadPoolExecutor(max_workers=config.grading_threads, thread_name_prefix="grade")
     ctx = _StepContext(config=config, model=model, tokenizer=tokenizer, grade=grade, pool=pool,
-                       eos_ids=eos_ids, prompt_ids=prompt_ids, dist=dist, precision=precision)
+                       eos_ids=eos_ids, prompt_ids=prompt_ids, dist=dist, precision=precision, shards=shards)
     run_start = time.time()
     status, step, metrics, last_valid = "succeeded", start_step, {}, {}
     last_checkpoint: Path | None = None
@@ -226,7 +231,8 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
 
             # --- 1+2. rollouts, graded as each one finishes; dynamic sampling rounds -----------
             t0 = time.time()
-            rounds = _sample_step(ctx, tasks.train, order, step, window)
+            with shards.gathered():
+                rounds = _sample_step(ctx, tasks.train, order, step, window)
             t_rollout = time.time() - t0
             t_sampling = sum(r.t_sampling for r in rounds)
             first = rounds[0]
@@ -244,8 +250,9 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
                       "tokens": sum(rec.length for rec, on in zip(kept_records, loss_rows, strict=True) if on)}
             signal = bool(totals["tokens"]) and (bool(advantages.abs().sum() > 0) or config.beta > 0)
             if signal:
-                update = _update(ctx, ref_model, optimizer, scheduler, scaler, rounds, kept, advantages,
-                                 loss_rows, totals)
+                with shards.gathered(optimizer, reference=True):
+                    update = _update(ctx, ref_model, optimizer, scheduler, scaler, rounds, kept, advantages,
+                                     loss_rows, totals)
             else:
                 update = {"train/loss": 0.0, "train/learning_rate": scheduler.get_last_lr()[0]}
             t_training = time.time() - t0
@@ -294,7 +301,8 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
             if step % config.eval_interval == 0 or last or stop == "pause":
                 if stop != "cancel":
                     t0 = time.time()
-                    last_valid, valid_samples = _evaluate(ctx, tasks.valid, grader_name, step)
+                    with shards.gathered():
+                        last_valid, valid_samples = _evaluate(ctx, tasks.valid, grader_name, step)
                     metrics.update(last_valid)
                     samples += valid_samples
                     metrics["time/eval"] = time.time() - t0
@@ -305,9 +313,9 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
             metrics["eta_s"] = elapsed / (step - start_step) * (total_steps - step)
             hooks.on_step(step, metrics, samples)
             if step % config.eval_interval == 0 or last or stop == "pause":
-                if stop != "cancel" and dist.main:  # on_checkpoint always follows its step's on_step
-                    last_checkpoint = _save(model, tokenizer, optimizer, scheduler, scaler, step, config,
-                                            metrics, order, trained_tokens, fingerprint, hooks, window)
+                if stop != "cancel":  # on_checkpoint always follows its step's on_step
+                    last_checkpoint = _save(ctx, optimizer, scheduler, scaler, step, metrics, order,
+                                            trained_tokens, fingerprint, hooks, window)
 
             if stop:
                 status = "cancelled" if stop == "cancel" else "paused"
@@ -315,12 +323,12 @@ def train(config: TrainConfig, tasks: Tasks, grader, hooks: Hooks | None = None,
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
-    if status == "paused" and dist.main and (
+    if status == "paused" and (
             last_checkpoint is None or not last_checkpoint.name.endswith(f"{step:06d}")):
         # paused before any step of this session ran: the checkpoint still records where we are
         if step > start_step or not resume_from:
-            last_checkpoint = _save(model, tokenizer, optimizer, scheduler, scaler, step, config, metrics,
-                                    order, trained_tokens, fingerprint, hooks, window)
+            last_checkpoint = _save(ctx, optimizer, scheduler, scaler, step, metrics, order, trained_tokens,
+                                    fingerprint, hooks, window)
     dist.barrier()  # every rank returns after rank 0's last checkpoint is on disk
     hooks.on_event("info" if status == "succeeded" else "warning",
                    {"succeeded": f"Training finished after {step} steps",
@@ -349,6 +357,7 @@ class _StepContext:
     prompt_ids: Any
     dist: distributed.Dist
     precision: Precision
+    shards: sharding.Replicated
 
 
 @dataclass
@@ -554,7 +563,7 @@ def _update(ctx: _StepContext, ref_model, optimizer, scheduler, scaler, rounds, 
         truncated += [rec.truncated for rec in rounds[rnd].group(slot)]
         adv += advantages[k * G:(k + 1) * G].tolist()
         on += loss_rows[k * G:(k + 1) * G]
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = [p for group in optimizer.param_groups for p in group["params"]]  # FSDP: the shards
     # loss and entropy sums stay on the device until the end: no host sync per micro-batch
     stats, losses, grad_norms = LossStats(), [], []
     entropy_sum = torch.zeros((), dtype=torch.float32, device=device)
@@ -608,7 +617,7 @@ def _update(ctx: _StepContext, ref_model, optimizer, scheduler, scaler, rounds, 
             stats.add(st)
             if entropy is not None:
                 entropy_sum += (entropy * mask).sum().float()
-        dist.all_reduce_grads(params)
+        ctx.shards.reduce_grads(params)
         if scaler is not None:
             scaler.unscale_(optimizer)
         if config.max_grad_norm > 0:
@@ -690,11 +699,17 @@ def _evaluate(ctx: _StepContext, valid: list[dict], grader_name: str, step: int)
     return metrics, samples
 
 
-def _save(model, tokenizer, optimizer, scheduler, scaler, step, config, metrics, order, trained_tokens,
-          fingerprint, hooks, window):
+def _save(ctx: _StepContext, optimizer, scheduler, scaler, step, metrics, order, trained_tokens, fingerprint,
+          hooks, window) -> Path:
+    """Every process calls this (a sharded model's state is gathered from all); process 0 writes."""
+    config = ctx.config
+    weights, optimizer_state = ctx.shards.checkpoint_states(optimizer)
+    if not ctx.dist.main:
+        return ckpt.checkpoint_dir(config.output_dir, step)
     path = ckpt.save_checkpoint(
-        ckpt.checkpoint_dir(config.output_dir, step), model=model, tokenizer=tokenizer,
+        ckpt.checkpoint_dir(config.output_dir, step), model=ctx.model, tokenizer=ctx.tokenizer,
         optimizer=optimizer, scheduler=scheduler, step=step, config_dict=config.to_dict(),
+        model_state=weights, optimizer_state=optimizer_state,
         metrics=metrics, extra_state={"data_order": order.state(), "trained_tokens": trained_tokens,
                                       "fingerprint": fingerprint, "spread_window": window.state(),
                                       "grad_scaler": scaler.state_dict() if scaler is not None else None})
@@ -714,7 +729,7 @@ def _save(model, tokenizer, optimizer, scheduler, scaler, step, config, metrics,
 #: between the attempt that wrote a checkpoint and the one that resumes it.
 RESUMABLE_CHANGES = frozenset({"output_dir", "device", "num_threads", "grading_threads", "logprob_chunk_tokens",
                                "micro_batch_size", "gradient_checkpointing", "samples_per_step",
-                               "keep_checkpoints"})
+                               "keep_checkpoints", "sharding"})
 
 
 def run_fingerprint(config: TrainConfig, tasks: Tasks) -> dict:

@@ -245,6 +245,14 @@ if STUDIO_TRAINING_DEVICE not in ("auto", "cpu", "cuda"):
 STUDIO_GPUS_PER_RUN = env_int("STUDIO_GPUS_PER_RUN", 1)
 if STUDIO_GPUS_PER_RUN < 1:
     raise ImproperlyConfigured(f"STUDIO_GPUS_PER_RUN must be at least 1 (got {STUDIO_GPUS_PER_RUN})")
+# How those processes hold the model: "none" (a whole copy each) or "fsdp" (sharded between
+# them, for a model whose training state does not fit one GPU; see README "Several GPUs per run").
+STUDIO_SHARDING = os.environ.get("STUDIO_SHARDING", "none").strip().lower()
+if STUDIO_SHARDING not in ("none", "fsdp"):
+    raise ImproperlyConfigured(f"STUDIO_SHARDING must be none or fsdp (got {STUDIO_SHARDING!r})")
+if STUDIO_SHARDING == "fsdp" and STUDIO_GPUS_PER_RUN < 2:
+    raise ImproperlyConfigured("STUDIO_SHARDING=fsdp shards a run's model over its GPUs: set STUDIO_GPUS_PER_RUN "
+                               f"to 2 or more (got {STUDIO_GPUS_PER_RUN})")
 
 # --- Celery: a broker that needs no server by default ---
 CELERY_QUEUE_DIR = STUDIO_DATA_DIR / "broker"

@@ -26,6 +26,16 @@ log = logging.getLogger(__name__)
 START_WAIT_SECONDS = 300
 
 
+def run_train_config(run: Run):
+    """The run's `TrainConfig` as this worker trains it: with `STUDIO_SHARDING=fsdp` its GPUs
+    share the model (FSDP). How the model is held changes no number the run learns, nor its
+    checkpoint files, so a run may move between workers that differ in this."""
+    from trainer.config import TrainConfig
+
+    config = TrainConfig.from_dict(run.config)
+    return config.replace(sharding="fsdp") if settings.STUDIO_SHARDING == "fsdp" else config
+
+
 def run_train_command(*, run_id: str, processes: int, worker_hostname: str = "") -> list[str]:
     """The torchrun command line that trains `run_id` on `processes` GPUs of this machine;
     `worker_hostname` (the Celery worker's) is recorded on the run, as for a one-GPU run, so
@@ -54,7 +64,6 @@ def run_execute_on_gpus(*, run_id: str, processes: int) -> int:
 def run_execute_rank(*, run_id: str, rank: int) -> None:
     """Process `rank` > 0 of a run: train its share once process 0 has started the run."""
     from trainer import Tasks, train
-    from trainer.config import TrainConfig
 
     deadline = time.monotonic() + START_WAIT_SECONDS
     while True:
@@ -68,5 +77,5 @@ def run_execute_rank(*, run_id: str, rank: int) -> None:
             raise RuntimeError(f"run {run_id} did not start within {START_WAIT_SECONDS} s")
         time.sleep(0.5)
     train_rows, valid_rows = run_training_rows(run=run)
-    train(TrainConfig.from_dict(run.config), Tasks(train=train_rows, valid=valid_rows), run.grader_spec, None,
+    train(run_train_config(run), Tasks(train=train_rows, valid=valid_rows), run.grader_spec, None,
           resume_from=run.resume_from or None)

@@ -110,12 +110,12 @@ def run_execute(*, run_id: str, worker_hostname: str = "") -> None:
         run.save()
     _event(run, "info", f"Started on worker {run.worker_hostname or 'inline'}.")
 
-    from trainer.config import TrainConfig
+    from .distributed import run_train_config
 
     hooks = DbHooks(run)
     sync_judges()
     try:
-        config = TrainConfig.from_dict(run.config)
+        config = run_train_config(run)  # the worker's STUDIO_SHARDING applied
         train_rows, valid_rows = run_training_rows(run=run)
         with Heartbeat(run.pk, settings.STUDIO_HEARTBEAT_SECONDS):
             result = train(config, Tasks(train=train_rows, valid=valid_rows), run.grader_spec, hooks,

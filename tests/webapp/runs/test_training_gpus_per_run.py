@@ -31,9 +31,11 @@ def test_the_command_is_torchrun_with_one_process_per_gpu():
     assert named[-5:] == [named[-5], "run_train", "abc", "--worker-hostname", "trainer@gpu-3"]
 
 
-def test_a_worker_trains_one_run_in_two_processes(letters, settings):
+@pytest.mark.parametrize("sharding", ["none", "fsdp"])
+def test_a_worker_trains_one_run_in_two_processes(letters, settings, sharding):
     project, users, dataset = letters
-    env = {"STUDIO_GPUS_PER_RUN": "2", "STUDIO_TRAINING_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
+    env = {"STUDIO_GPUS_PER_RUN": "2", "STUDIO_TRAINING_DEVICE": "cpu", "OMP_NUM_THREADS": "1",
+           "STUDIO_SHARDING": sharding}
     with running_worker(settings.STUDIO_DATA_DIR, env=env) as worker:
         run = run_create(project=project, user=users["editor"], dataset=dataset, grader_spec=GRADER,
                          base_model="tiny", hyperparameters=HYPER, overrides={"max_completion_tokens": 6})
@@ -42,6 +44,7 @@ def test_a_worker_trains_one_run_in_two_processes(letters, settings):
         assert run.status == RunStatus.SUCCEEDED, (run.error, worker.log_path.read_text()[-3000:])
     assert list(run.metrics.values_list("step", flat=True)) == [1, 2, 3, 4, 5, 6]  # one row per step, from process 0
     messages = list(run.events.filter(type="message").values_list("message", flat=True))
-    assert any("on 2 processes (cpu)" in m for m in messages), messages
+    where = "on 2 processes (cpu, FSDP)" if sharding == "fsdp" else "on 2 processes (cpu)"
+    assert any(where in m for m in messages), messages
     assert run.worker_hostname.startswith("test-"), run.worker_hostname  # the Celery worker, not "inline"
     assert run.checkpoints.exists() and run.best_valid_reward is not None

@@ -1,0 +1,267 @@
+"""How the weights of a several-process run are kept: a whole copy per process, or sharded (FSDP).
+
+`TrainConfig.sharding`:
+
+- `none` (the default): every process holds the whole model, its gradients and its AdamW
+  state; gradients are summed with `Dist.all_reduce_grads` (see `trainer.distributed`).
+- `fsdp`: PyTorch's FSDP2 (`torch.distributed.fsdp.fully_shard`) on each decoder layer and on
+  the root. The float32 master weights, their reduced gradients and the AdamW state (16 bytes
+  a trained parameter) are split over the N processes, 16/N bytes each; but see below for
+  what each process still holds whole while a phase runs.
+
+How FSDP is driven here, and why. FSDP all-gathers a layer's weights when the layer runs and
+reduce-scatters its gradients in backward: collectives that every process must issue in the
+same order. The processes of a GRPO step do not run the same forwards: sampling stops when a
+process's own answers end, and the log-prob pass calls the trunk once per prompt chunk of
+this process's share (`trainer.objective.completion_logprobs`, which also reads the output
+layer's weight directly). So each phase of a step (sampling, validation, the update) runs
+inside `gathered()`: one all-gather per FSDP unit on every process, in the same order, then
+no collective until the phase ends, however many forwards each process makes; gradients
+accumulate locally (`set_requires_gradient_sync(False)`) and `reduce_grads` ends the
+backward work with one small forward/backward through the root on every process, whose
+post-backward hooks reduce-scatter the summed gradients: FSDP's own reduction, the same
+number of collectives on every process. This also means generation does no all-gather per
+token per layer.
+
+The price of that: during a phase each GPU holds the whole model's weights (float32, as the
+non-sharded path computes: autocast over float32 weights, so a sharded run learns the same
+numbers) and, in the update, its whole gradient; the sharded part is the optimizer state,
+the master weights and the reduced gradients. Per trained parameter that is 8 + 16/N bytes
+instead of 16 (plus activations): nothing saved on 2 GPUs, 12 on 4, 10 on 8; it helps when
+the AdamW state is what does not fit, not when the weights and gradients alone do not.
+Streaming the layers through the update (the usual FSDP profile: 16/N bytes plus a layer or
+two) needs every process to make the same trunk calls and backward passes in the same order,
+i.e. padding each process's share of a step to the same shape and always running backward
+(`trainer.loop._update`, `trainer.objective.completion_logprobs`); not done yet.
+
+Checkpoints are the same files as without sharding: every process takes part in gathering
+the full state dicts (`torch.distributed.checkpoint.state_dict`), process 0 writes them, and
+the optimizer state is stored in the layout `optimizer.state_dict()` has, so a sharded run
+resumes from a non-sharded checkpoint and the other way round.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+from trainer.config import ConfigError
+from trainer.distributed import Dist
+
+
+class Replicated:
+    """Every process holds the whole model (plain data parallelism, or one process).
+
+    Its methods are the points where the loop asks the layout to act; `FullySharded`
+    overrides each of them."""
+
+    sharded = False
+
+    def __init__(self, dist: Dist):
+        self.dist = dist
+
+    @contextlib.contextmanager
+    def gathered(self, optimizer: torch.optim.Optimizer | None = None, *, reference: bool = False
+                 ) -> Iterator[None]:
+        """Around a phase of a step that runs the model (sampling, validation, the update)."""
+        yield
+
+    def reduce_grads(self, params: list[torch.nn.Parameter]) -> None:
+        """After this process's backward passes of an update: the batch's gradient in `params`."""
+        self.dist.all_reduce_grads(params)
+
+    def loading(self):
+        """Around loading a checkpoint's weights into the model."""
+        return contextlib.nullcontext()
+
+    def checkpoint_states(self, optimizer) -> tuple[dict | None, dict | None]:
+        """The model's and the optimizer's state dicts to write, or None for their own."""
+        return None, None
+
+    def load_optimizer_state(self, optimizer, state: dict) -> None:
+        optimizer.load_state_dict(state)
+
+
+class FullySharded(Replicated):
+    """FSDP2 over every process of the run: see the module docstring."""
+
+    sharded = True
+
+    def __init__(self, dist: Dist, model, ref_model=None):
+        super().__init__(dist)
+        from torch.distributed.fsdp import FSDPModule
+
+        self.model = model
+        self.units: list[FSDPModule] = _shard(model)
+        self.reference_units: list[FSDPModule] = _shard(ref_model) if ref_model is not None else []
+
+    @contextlib.contextmanager
+    def gathered(self, optimizer: torch.optim.Optimizer | None = None, *, reference: bool = False
+                 ) -> Iterator[None]:
+        """Whole weights on every process for the phase inside, no collective until it ends;
+        the reference model's too with `reference` (the update; sampling does not use it).
+
+        With `optimizer`, each optimizer step (which changes the shards) gathers again, so a
+        second iteration over the batch sees the updated weights."""
+        units = self.units + (self.reference_units if reference else [])
+        self._set(reshard_after_forward=False, reshard_after_backward=False, requires_gradient_sync=False)
+        handle = None
+        try:
+            _unshard(units)
+            if optimizer is not None:
+                handle = optimizer.register_step_post_hook(lambda *_: _unshard(self.units))
+            yield
+        finally:
+            if handle is not None:
+                handle.remove()
+            for unit in units:
+                unit.reshard()
+            self._set(reshard_after_forward=True, reshard_after_backward=True, requires_gradient_sync=True)
+
+    def reduce_grads(self, params: list[torch.nn.Parameter]) -> None:
+        """Sum the gradients accumulated on every process into each one's shard (FSDP's
+        reduce-scatter), through one zero-loss forward/backward of the root on every process."""
+        self._set(reshard_after_backward=True, requires_gradient_sync=True)
+        device = next(self.model.parameters()).device
+        # forked RNG: a LoRA dropout in this pass must not shift the run's random stream
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            logits = self.model(input_ids=torch.zeros((1, 1), dtype=torch.long, device=device),
+                                use_cache=False).logits
+            (logits.float().sum() * 0.0).backward()
+        self._set(reshard_after_backward=False, requires_gradient_sync=False)
+
+    def loading(self):
+        """Loading full tensors into the sharded parameters: each process keeps its slice."""
+        from torch.distributed.tensor.experimental import implicit_replication
+
+        return implicit_replication()
+
+    def checkpoint_states(self, optimizer) -> tuple[dict | None, dict | None]:
+        """The full model and optimizer state dicts, gathered on every process (a collective),
+        returned on process 0; the optimizer's in `optimizer.state_dict()`'s layout."""
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+            get_optimizer_state_dict,
+        )
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        weights = get_model_state_dict(self.model, options=options)
+        if not optimizer.state:  # before the first update (a pause at step 0): nothing to gather
+            return (weights, optimizer.state_dict()) if self.dist.main else ({}, {})
+        optim = get_optimizer_state_dict(self.model, optimizer, options=options)
+        if not self.dist.main:
+            return {}, {}
+        for names in _tied_names(self.model):  # one tensor under each tied name, as state_dict() gives
+            for alias in names[1:]:
+                if alias in weights and names[0] in weights:
+                    weights[alias] = weights[names[0]]
+        index = {name: i for i, name in enumerate(_trained_names(self.model))}
+        # the hyperparameters (and ids 0..n-1 in the order of the names) exactly as the optimizer states them
+        return weights, {"state": {index[name]: value for name, value in optim["state"].items()},
+                         "param_groups": optimizer.state_dict()["param_groups"]}
+
+    def load_optimizer_state(self, optimizer, state: dict) -> None:
+        """Load a saved `optimizer.state_dict()` (every process reads the file) into the shards."""
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_optimizer_state_dict,
+        )
+
+        if not state["state"]:
+            # saved before the first update; set_optimizer_state_dict would fill the state in
+            # with a zero-gradient step, and the run's first real step would count as its second
+            optimizer.load_state_dict(state)
+            return
+        names = _trained_names(self.model)
+        full = {"state": {names[int(i)]: value for i, value in state["state"].items()},
+                "param_groups": [{**group, "params": [names[int(i)] for i in group["params"]]}
+                                 for group in state["param_groups"]]}
+        set_optimizer_state_dict(self.model, optimizer, full, options=StateDictOptions(full_state_dict=True))
+        for group, saved in zip(optimizer.param_groups, state["param_groups"], strict=True):
+            # the saved hyperparameters as saved (the call above turns the betas tuple into a list)
+            group.update({key: value for key, value in saved.items() if key != "params"})
+
+    # ---------------------------------------------------------------------------------------
+    def _set(self, **flags: bool) -> None:
+        for unit in self.units + self.reference_units:
+            for name, value in flags.items():
+                getattr(unit, f"set_{name}")(value, recurse=False)
+
+
+def for_run(sharding: str, dist: Dist, model, ref_model=None) -> Replicated:
+    """The run's weight layout; `fsdp` shards `model` (and the reference model) in place."""
+    check(sharding, dist)
+    return FullySharded(dist, model, ref_model) if sharding == "fsdp" else Replicated(dist)
+
+
+def check(sharding: str, dist: Dist) -> None:
+    """Refuse a sharding this launch cannot do (before the model is loaded)."""
+    if sharding not in ("none", "fsdp"):
+        raise ConfigError(f"sharding must be none or fsdp (got {sharding!r})")
+    if sharding == "fsdp" and not dist.active:
+        raise ConfigError(
+            "sharding='fsdp' splits the model over the processes of a torchrun launch, and this run has one "
+            "process: launch it with torchrun --nproc-per-node N (N > 1; in the web app, STUDIO_GPUS_PER_RUN=N), "
+            "or set sharding to none")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _shard(model) -> list:
+    """fully_shard each decoder layer, then the root (embeddings, final norm, output layer and
+    whatever else is left, so tied input/output embeddings stay in one unit); returns the
+    FSDP units, root last."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import FSDPModule, fully_shard
+
+    device = next(model.parameters()).device
+    # the mesh of the model's device type (FSDP's default is the accelerator's, even for a CPU run)
+    mesh = init_device_mesh(device.type, (torch.distributed.get_world_size(),))
+    for layer in _decoder_layers(model):
+        fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    # FSDP initialises lazily on the first forward and requires that one to be the root's;
+    # the log-prob pass calls the trunk directly, so run the root once now (every process).
+    with torch.no_grad():
+        model(input_ids=torch.zeros((1, 1), dtype=torch.long, device=device), use_cache=False)
+    units = [m for m in model.modules() if isinstance(m, FSDPModule)]
+    for unit in units:
+        unit.reshard()
+        # losses are normalised by batch-wide totals: gradients add up over processes (FSDP's
+        # default is their mean); summing without a pre-scaled reduction (gloo has none)
+        unit.set_gradient_divide_factor(1.0)
+        unit.set_force_sum_reduction_for_comms(True)
+    return units
+
+
+def _unshard(units: list) -> None:
+    for unit in units:  # the same order on every process
+        unit.unshard()
+
+
+def _decoder_layers(model) -> list[torch.nn.Module]:
+    """The repeated blocks of a causal LM: the `ModuleList` the HF config's layer count names."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    n = getattr(getattr(inner.config, "text_config", None) or inner.config, "num_hidden_layers", None)
+    for module in inner.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n and n:
+            return list(module)
+    raise ConfigError(f"sharding='fsdp' cannot find the decoder layers of {type(inner).__name__} "
+                      f"(no module list of its {n} hidden layers); set sharding to none")
+
+
+def _trained_names(model) -> list[str]:
+    """Names of the trained parameters, in the order the optimizer holds them."""
+    return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+def _tied_names(model) -> list[list[str]]:
+    """Groups of names that are one parameter (tied input and output embeddings)."""
+    seen: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        seen.setdefault(id(p), []).append(name)
+    return [names for names in seen.values() if len(names) > 1]
