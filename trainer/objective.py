@@ -77,19 +77,25 @@ def chunked_logprobs(
     hidden: (N, H) final hidden states that predict `targets`: (N,). The (N, V) logits never
     exist at once: each chunk's logits are built, reduced and dropped; under autograd each
     chunk is checkpointed when there are several, so backward rebuilds them one chunk at a
-    time as well (a lone chunk keeps its logits for backward: the same peak as rebuilding
-    them, one output-layer pass less).
+    time as well (a lone chunk over float32 weights keeps its logits for backward: the same
+    peak as rebuilding them, one output-layer pass less).
     The output layer runs in float32 whatever the model's dtype or an enclosing autocast (a
     bf16 log-softmax input loses the small differences between likely tokens), and
     `logit_fn` is the model's own post-processing of its logits (soft-capping, scaling; see
     `logit_postprocess`), so the distribution trained is the one sampled.
     Returns (logp (N,), entropy (N,) detached, or None).
     """
-    weight = lm_head.weight.float()  # (V, H); a no-op for fp32 weights, one copy per call otherwise
-    bias = None if getattr(lm_head, "bias", None) is None else lm_head.bias.float()
+    # (V, H). Trained weights are float32 already; a frozen bf16/fp16 output layer (LoRA on a
+    # low-precision base) is converted inside each chunk, so no float32 copy of it (up to
+    # V*H*4 bytes: 2 GB for a 7B model's vocabulary) stays alive from forward to backward.
+    weight = lm_head.weight if lm_head.weight.dtype == torch.float32 or not lm_head.weight.requires_grad \
+        else lm_head.weight.float()
+    bias = None if getattr(lm_head, "bias", None) is None else lm_head.bias
     logps, entropies = [], []
     needs_grad = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)
-    recompute = needs_grad and hidden.shape[0] > chunk_tokens
+    # several chunks are rebuilt one at a time in backward; so is a lone chunk over a converted
+    # output layer (saving its logits would save the float32 copy of the weights with them)
+    recompute = needs_grad and (hidden.shape[0] > chunk_tokens or weight.dtype != torch.float32)
     for start in range(0, hidden.shape[0], chunk_tokens):
         h = hidden[start:start + chunk_tokens]  # (n, H)
         t = targets[start:start + chunk_tokens]  # (n,)
@@ -110,7 +116,7 @@ def chunked_logprobs(
 
 def _chunk(h, t, weight, bias, temperature, with_entropy, side, logit_fn):
     with _no_autocast(h.device.type):
-        logits = F.linear(h.float(), weight, bias)  # (n, V) float32
+        logits = F.linear(h.float(), weight.float(), None if bias is None else bias.float())  # (n, V) float32
         if logit_fn is not None:
             logits = logit_fn(logits)
         logits = logits / temperature

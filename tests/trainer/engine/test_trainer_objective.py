@@ -131,6 +131,30 @@ def test_chunked_logprobs_equal_full_log_softmax_with_gradients():
     assert torch.allclose(head_grad_chunked, head.weight.grad, atol=1e-6)
 
 
+@pytest.mark.parametrize("chunk_tokens", [3, 64])  # several chunks (recomputed in backward), one chunk
+def test_a_frozen_bf16_output_layer_is_not_kept_as_a_float32_copy_for_backward(chunk_tokens):
+    """LoRA on a bf16 base: the log-probs are float32 computations of the bf16 weights, but no
+    float32 copy of the (V, H) output layer is saved for backward (2 GB for a 7B vocabulary)."""
+    torch.manual_seed(0)
+    head = torch.nn.Linear(8, 50, bias=False).to(torch.bfloat16).requires_grad_(False)
+    hidden = torch.randn(11, 8, requires_grad=True)
+    targets = torch.randint(0, 50, (11,))
+    saved = []
+
+    def pack(t):
+        saved.append((t.dtype, t.numel()))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        logp, _ = chunked_logprobs(hidden, targets, head, temperature=0.7, chunk_tokens=chunk_tokens)
+    assert saved and (torch.float32, 50 * 8) not in saved  # (V, H) or its transpose
+    logp.sum().backward()
+    full = torch.log_softmax(hidden @ head.weight.float().T / 0.7, -1).gather(-1, targets[:, None]).squeeze(-1)
+    assert torch.allclose(logp, full, atol=1e-6)
+    grad = torch.autograd.grad(full.sum(), hidden)[0]
+    assert torch.allclose(hidden.grad, grad, atol=1e-6)
+
+
 def test_shared_prompt_pass_equals_full_sequences(tiny_model):
     """Prefilling each prompt once and repeating its cache gives the same log-probs and grads."""
     from peft import LoraConfig, get_peft_model
