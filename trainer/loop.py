@@ -62,7 +62,7 @@ import time
 import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -457,14 +457,14 @@ def _sample_round(ctx: _StepContext, rows: list[dict], task_idx: list[int], step
 
     t0 = time.time()
     local_records: list[_Record] = []
-    if mine:
+    if mine or ctx.shards.sharded:  # a sharded model's processes all take part in every forward
         seeds = [_row_seed(config.seed, step, rnd, slot, g) for slot in mine for g in range(G)]
         with ctx.precision.autocast():
             rollout = generate(ctx.model, prompts, group_size=G, max_new_tokens=config.max_completion_tokens,
                                eos_ids=ctx.eos_ids, pad_id=ctx.tokenizer.pad_token_id,
                                temperature=config.temperature, top_p=config.top_p, seeds=seeds,
-                               on_finished=submit)
-        t_sampling = time.time() - t0
+                               on_finished=submit, sync=ctx.shards.decode_sync)
+        t_sampling = time.time() - t0 if mine else 0.0
         lengths, truncated = rollout.completion_lengths.tolist(), rollout.truncated.tolist()
         for row in range(len(mine) * G):
             text, graded = futures[row].result()
@@ -563,17 +563,29 @@ def _update(ctx: _StepContext, ref_model, optimizer, scheduler, scaler, rounds, 
         truncated += [rec.truncated for rec in rounds[rnd].group(slot)]
         adv += advantages[k * G:(k + 1) * G].tolist()
         on += loss_rows[k * G:(k + 1) * G]
+    if ctx.shards.sharded:
+        # FSDP gathers each layer as it runs and reduce-scatters its gradients in backward:
+        # every process must make the same forwards and backwards, so each pads its share to
+        # the largest one with masked one-token groups (advantage 0, no token in the loss)
+        most = max(sum(slot in replace(dist, rank=rank).share(rounds[rnd].n_groups) for rnd, slot in kept)
+                   for rank in range(dist.world))
+        for _ in range(most - len(mine)):
+            prompts.append([ctx.tokenizer.pad_token_id])
+            completions += [[ctx.tokenizer.pad_token_id]] * G
+            truncated += [False] * G
+            adv += [0.0] * G
+            on += [False] * G
     params = [p for group in optimizer.param_groups for p in group["params"]]  # FSDP: the shards
     # loss and entropy sums stay on the device until the end: no host sync per micro-batch
     stats, losses, grad_norms = LossStats(), [], []
     entropy_sum = torch.zeros((), dtype=torch.float32, device=device)
     r = None
-    if mine:
+    if prompts:
         r = pack_rollout(prompts, completions, truncated, group_size=G, pad_id=ctx.tokenizer.pad_token_id,
                          device=device)
         r.completion_mask = r.completion_mask * torch.tensor(on, dtype=torch.long, device=device)[:, None]
         adv_t = torch.tensor(adv, dtype=torch.float32, device=device)  # (s,)
-        B = len(mine)
+        B = len(prompts)
         mb = config.micro_batch_size or B  # prompts per micro-batch
         chunks = [(b0, min(b0 + mb, B)) for b0 in range(0, B, mb)]
         share = not config.gradient_checkpointing
@@ -611,7 +623,9 @@ def _update(ctx: _StepContext, ref_model, optimizer, scheduler, scaler, rounds, 
                 epsilon_high=config.epsilon_upper, max_completion_tokens=config.max_completion_tokens,
                 beta=config.beta, ref_logp=None if ref_logp is None else ref_logp[s0:s1],
                 num_sequences=totals["sequences"], num_tokens=totals["tokens"])
-            if loss.requires_grad:  # a micro-batch whose answers are all masked out has no graph
+            # a micro-batch whose answers are all masked out adds nothing: skipped, except that
+            # sharded processes must all run the same backwards (it reduces zeros then)
+            if ctx.shards.sharded or any(on[s0:s1]):
                 (scaler.scale(loss) if scaler is not None else loss).backward()
             total += loss.detach().float()
             stats.add(st)
@@ -664,8 +678,10 @@ def _evaluate(ctx: _StepContext, valid: list[dict], grader_name: str, step: int)
     n = min(len(valid), config.eval_samples or len(valid))
     width = config.batch_size * config.group_size  # rows per generation call, as in training
     mine = dist.share(n)
+    # sharded: every process makes as many generation calls as process 0 (the largest share)
+    calls = -(-n // dist.world) if ctx.shards.sharded else len(mine)
     records: list[_Record] = []
-    for c0 in range(0, len(mine), width):
+    for c0 in range(0, calls, width):
         chunk = mine[c0:c0 + width]
         futures: dict[int, Future] = {}
 
@@ -677,7 +693,7 @@ def _evaluate(ctx: _StepContext, valid: list[dict], grader_name: str, step: int)
                          max_new_tokens=config.max_completion_tokens, eos_ids=ctx.eos_ids,
                          pad_id=ctx.tokenizer.pad_token_id, temperature=config.eval_temperature,
                          top_p=config.top_p, seeds=[_row_seed(config.seed, 0, VALID_ROUND, i, 0) for i in chunk],
-                         on_finished=submit)
+                         on_finished=submit, sync=ctx.shards.decode_sync)
         lengths, truncs = r.completion_lengths.tolist(), r.truncated.tolist()
         for row in range(len(chunk)):
             text, res = futures[row].result()

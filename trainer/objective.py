@@ -83,7 +83,8 @@ def chunked_logprobs(
     bf16 log-softmax input loses the small differences between likely tokens), and
     `logit_fn` is the model's own post-processing of its logits (soft-capping, scaling; see
     `logit_postprocess`), so the distribution trained is the one sampled.
-    Returns (logp (N,), entropy (N,) detached, or None).
+    Returns (logp (N,), entropy (N,) detached, or None); for N = 0 under autograd, empty
+    tensors that are still part of the graph.
     """
     # (V, H). Trained weights are float32 already; a frozen bf16/fp16 output layer (LoRA on a
     # low-precision base) is converted inside each chunk, so no float32 copy of it (up to
@@ -96,7 +97,9 @@ def chunked_logprobs(
     # several chunks are rebuilt one at a time in backward; so is a lone chunk over a converted
     # output layer (saving its logits would save the float32 copy of the weights with them)
     recompute = needs_grad and (hidden.shape[0] > chunk_tokens or weight.dtype != torch.float32)
-    for start in range(0, hidden.shape[0], chunk_tokens):
+    # no tokens under autograd: one empty chunk, so the (zero) result is still a function of
+    # `hidden` and a backward through it reaches every layer (FSDP needs every process's backward)
+    for start in range(0, hidden.shape[0] or int(needs_grad), chunk_tokens):
         h = hidden[start:start + chunk_tokens]  # (n, H)
         t = targets[start:start + chunk_tokens]  # (n,)
         side: dict = {}  # entropy is a metric: computed in the first pass only, not in recompute

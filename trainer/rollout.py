@@ -112,6 +112,7 @@ def generate(
     generator: torch.Generator | None = None,
     seeds: list[int] | None = None,
     on_finished: Callable[[int, list[int], bool], None] | None = None,
+    sync: Callable[[bool], bool] | None = None,
 ) -> Rollout:
     """Sample `group_size` completions for each prompt with a shared-prefix KV cache.
 
@@ -119,10 +120,29 @@ def generate(
     own random stream (see `row_uniforms`) and `generator` is not used.
     `on_finished(row, token_ids, truncated)` is called as soon as a row is complete (EOS
     included in token_ids), so grading can start while other rows still decode.
+    `sync(this process still decodes) -> any process still does`: for a model sharded over
+    processes (FSDP), whose every forward is a collective: each process then keeps making one
+    forward per step until every process's rows are done, a one-token dummy forward when it has
+    none left (or no prompts at all), so all make the same forwards in the same order.
     """
     from transformers import DynamicCache
 
     device = next(model.parameters()).device
+
+    def dummy_forward() -> None:  # a result nobody reads: only the forward's collectives count
+        model(input_ids=torch.full((1, 1), pad_id, dtype=torch.long, device=device), use_cache=False)
+
+    if not prompts:
+        if sync is None:
+            raise ValueError("generate: no prompts")
+        dummy_forward()  # the others' prefill
+        for _ in range(max_new_tokens):
+            if not sync(False):
+                break
+            dummy_forward()
+        empty = torch.zeros((0, 1), dtype=torch.long, device=device)
+        return Rollout(prompt_ids=empty, prompt_mask=empty, completion_ids=empty, completion_mask=empty,
+                       truncated=torch.zeros(0, dtype=torch.bool), group_size=group_size)
     B, G = len(prompts), group_size
     S = B * G
     prompt_ids, prompt_mask = left_pad(prompts, pad_id, device)  # (B, P)
@@ -152,25 +172,35 @@ def generate(
     active = torch.arange(S, device=device)  # (n,) original row of each batch row
     done = torch.zeros(S, dtype=torch.bool)
     for t in range(max_new_tokens):
-        new = sample_next(logits, temperature=temperature, top_p=top_p, generator=generator,
-                          uniforms=None if uniforms is None else uniforms[active, t])  # (n,)
-        tokens[active, t] = new
-        finished = torch.isin(new, eos)  # (n,)
-        if t == max_new_tokens - 1:
-            finished = torch.ones_like(finished)
-        if finished.any():
-            for i in finished.nonzero().flatten().tolist():
-                row = int(active[i])
-                lengths[row] = t + 1
-                done[row] = True
-                if on_finished is not None:
-                    hit_eos = bool(torch.isin(new[i], eos))
-                    on_finished(row, tokens[row, :t + 1].tolist(), not hit_eos)
-            keep = (~finished).nonzero().flatten()  # (n',)
-            if keep.numel() == 0:
+        if active.numel():  # (empty only when synced: this process done, others decoding)
+            new = sample_next(logits, temperature=temperature, top_p=top_p, generator=generator,
+                              uniforms=None if uniforms is None else uniforms[active, t])  # (n,)
+            tokens[active, t] = new
+            finished = torch.isin(new, eos)  # (n,)
+            if t == max_new_tokens - 1:
+                finished = torch.ones_like(finished)
+            if finished.any():
+                for i in finished.nonzero().flatten().tolist():
+                    row = int(active[i])
+                    lengths[row] = t + 1
+                    done[row] = True
+                    if on_finished is not None:
+                        hit_eos = bool(torch.isin(new[i], eos))
+                        on_finished(row, tokens[row, :t + 1].tolist(), not hit_eos)
+                keep = (~finished).nonzero().flatten()  # (n',)
+                if keep.numel() == 0:
+                    if sync is None:
+                        break
+                    active = active[keep]
+                else:
+                    cache.batch_select_indices(keep)
+                    active, new = active[keep], new[keep]
+        if sync is not None:
+            if not sync(active.numel() > 0):
                 break
-            cache.batch_select_indices(keep)
-            active, new = active[keep], new[keep]
+            if not active.numel():
+                dummy_forward()
+                continue
         out = model(input_ids=new[:, None], attention_mask=attn[active, :P + t + 1],
                     position_ids=(next_pos[active] + t)[:, None], past_key_values=cache, use_cache=True)
         logits = out.logits[:, -1]  # (n, V)

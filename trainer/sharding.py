@@ -43,7 +43,7 @@ resumes from a non-sharded checkpoint and the other way round.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -61,6 +61,12 @@ class Replicated:
 
     def __init__(self, dist: Dist):
         self.dist = dist
+
+    @property
+    def decode_sync(self) -> Callable[[bool], bool] | None:
+        """For `trainer.rollout.generate`: None, or the function that tells whether any process
+        still decodes (sharded processes must keep making forwards until all are done)."""
+        return None
 
     @contextlib.contextmanager
     def gathered(self, optimizer: torch.optim.Optimizer | None = None, *, reference: bool = False
@@ -97,40 +103,42 @@ class FullySharded(Replicated):
         self.units: list[FSDPModule] = _shard(model)
         self.reference_units: list[FSDPModule] = _shard(ref_model) if ref_model is not None else []
 
+    @property
+    def decode_sync(self) -> Callable[[bool], bool] | None:
+        return self.any_active
+
     @contextlib.contextmanager
     def gathered(self, optimizer: torch.optim.Optimizer | None = None, *, reference: bool = False
                  ) -> Iterator[None]:
-        """Whole weights on every process for the phase inside, no collective until it ends;
-        the reference model's too with `reference` (the update; sampling does not use it).
+        """The root units (embeddings, final norm, output layer) whole for the phase inside, the
+        reference model's too with `reference` (the update; sampling does not use it); the
+        decoder layers are gathered by FSDP as each one runs and resharded after it.
 
-        With `optimizer`, each optimizer step (which changes the shards) gathers again, so a
-        second iteration over the batch sees the updated weights."""
-        units = self.units + (self.reference_units if reference else [])
-        self._set(reshard_after_forward=False, reshard_after_backward=False, requires_gradient_sync=False)
-        handle = None
+        With `optimizer`, the root is resharded before each optimizer step (which changes the
+        shards) and gathered again after it, so a second iteration sees the updated weights."""
+        roots = [self.units[-1]] + ([self.reference_units[-1]] if reference and self.reference_units else [])
+        handles = []
         try:
-            _unshard(units)
+            _unshard(roots)
             if optimizer is not None:
-                handle = optimizer.register_step_post_hook(lambda *_: _unshard(self.units))
+                handles = [optimizer.register_step_pre_hook(lambda *_: self.units[-1].reshard()),
+                           optimizer.register_step_post_hook(lambda *_: self.units[-1].unshard())]
             yield
         finally:
-            if handle is not None:
+            for handle in handles:
                 handle.remove()
-            for unit in units:
+            for unit in self.units + self.reference_units:
                 unit.reshard()
-            self._set(reshard_after_forward=True, reshard_after_backward=True, requires_gradient_sync=True)
 
     def reduce_grads(self, params: list[torch.nn.Parameter]) -> None:
-        """Sum the gradients accumulated on every process into each one's shard (FSDP's
-        reduce-scatter), through one zero-loss forward/backward of the root on every process."""
-        self._set(reshard_after_backward=True, requires_gradient_sync=True)
-        device = next(self.model.parameters()).device
-        # forked RNG: a LoRA dropout in this pass must not shift the run's random stream
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            logits = self.model(input_ids=torch.zeros((1, 1), dtype=torch.long, device=device),
-                                use_cache=False).logits
-            (logits.float().sum() * 0.0).backward()
-        self._set(reshard_after_backward=False, requires_gradient_sync=False)
+        """Nothing left to do: FSDP reduce-scattered each unit's gradients into the shards
+        during every backward pass (`lockstep` makes every process run the same ones)."""
+
+    def any_active(self, active: bool) -> bool:
+        """Whether any process still has rows to decode (one all-reduce)."""
+        flag = torch.tensor([1.0 if active else 0.0], device=self.dist._device())
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
 
     def loading(self):
         """Loading full tensors into the sharded parameters: each process keeps its slice."""
@@ -184,12 +192,6 @@ class FullySharded(Replicated):
             # the saved hyperparameters as saved (the call above turns the betas tuple into a list)
             group.update({key: value for key, value in saved.items() if key != "params"})
 
-    # ---------------------------------------------------------------------------------------
-    def _set(self, **flags: bool) -> None:
-        for unit in self.units + self.reference_units:
-            for name, value in flags.items():
-                getattr(unit, f"set_{name}")(value, recurse=False)
-
 
 def for_run(sharding: str, dist: Dist, model, ref_model=None) -> Replicated:
     """The run's weight layout; `fsdp` shards `model` (and the reference model) in place."""
@@ -221,20 +223,27 @@ def _shard(model) -> list:
     device = next(model.parameters()).device
     # the mesh of the model's device type (FSDP's default is the accelerator's, even for a CPU run)
     mesh = init_device_mesh(device.type, (torch.distributed.get_world_size(),))
-    for layer in _decoder_layers(model):
+    layers = _decoder_layers(model)
+    for layer in layers:
         fully_shard(layer, mesh=mesh)
     fully_shard(model, mesh=mesh)
     # FSDP initialises lazily on the first forward and requires that one to be the root's;
     # the log-prob pass calls the trunk directly, so run the root once now (every process).
     with torch.no_grad():
         model(input_ids=torch.zeros((1, 1), dtype=torch.long, device=device), use_cache=False)
-    units = [m for m in model.modules() if isinstance(m, FSDPModule)]
+    units: list[FSDPModule] = [*layers, model]
     for unit in units:
         unit.reshard()
         # losses are normalised by batch-wide totals: gradients add up over processes (FSDP's
         # default is their mean); summing without a pre-scaled reduction (gloo has none)
         unit.set_gradient_divide_factor(1.0)
         unit.set_force_sum_reduction_for_comms(True)
+    # the decoder layers are gathered as each runs and resharded after its forward and its
+    # backward (FSDP's default); the root stays whole from `gathered()` to the end of the phase
+    # (the log-prob pass reads the output layer's weight directly, and calls the trunk without
+    # the root's forward): its gradients are reduce-scattered at the end of each backward pass
+    units[-1].set_reshard_after_forward(False, recurse=False)
+    units[-1].set_reshard_after_backward(False, recurse=False)
     return units
 
 
