@@ -155,3 +155,73 @@ def test_sharding_settings_are_validated():
     with pytest.raises(ConfigError, match="not mps"):
         TrainConfig(sharding="fsdp", device="mps")
     assert TrainConfig(sharding="fsdp", dtype="bfloat16").sharding == "fsdp"
+
+
+PROBE = Path(__file__).with_name("fsdp_probe.py")
+
+
+def _probe(mode: str, out: Path, *args: str) -> list[dict]:
+    """Run fsdp_probe.py under torchrun (2 processes); each process's record."""
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(PROBE), mode, str(out), *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads((out / f"probe-{rank}.json").read_text()) for rank in range(2)]
+
+
+@needs_distributed
+def test_fsdp_holds_one_layer_whole_at_a_time_even_with_fewer_tasks_than_processes(tmp_path, qa_tasks):
+    """Each decoder layer is gathered only while it runs: when a layer starts, no other layer of
+    the policy is whole (beyond one a backward prefetches), in sampling and in the update; the
+    gradients are shards at every optimizer step. One task per step and one validation task
+    for two processes: process 1 samples nothing and trains on a masked dummy group, in lockstep
+    with process 0, and the run still learns what one process learns."""
+    from tests.trainer.engine.conftest import make_tiny_model
+
+    model = make_tiny_model(tmp_path / "model", layers=4)
+    args = _inputs(tmp_path, model, qa_tasks, method="full", batch_size=1, max_steps=2, micro_batch_size=1)
+    (tmp_path / "valid.jsonl").write_text(json.dumps(qa_tasks[0]) + "\n")
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    probes = _probe("train", tmp_path / "probe", "--", *args, "--sharding", "fsdp", "--out", str(tmp_path / "fsdp"))
+
+    _assert_same_steps(tmp_path / "fsdp", tmp_path / "one", steps=2)
+    _assert_same_checkpoint(_checkpoint(tmp_path / "fsdp", 2), _checkpoint(tmp_path / "one", 2))
+    for probe in probes:
+        assert probe["code"] == 0
+        # the gather-everything design held all 3 other layers whole through every phase
+        assert probe["max_other_layers_whole"]["no_grad"] == 0, probe
+        assert probe["max_other_layers_whole"]["update"] <= 1, probe
+        assert len(probe["steps"]) == 2  # one optimizer step per training step, on both processes
+        for step in probe["steps"]:
+            assert step["grads"] > 0 and step["sharded_grads"] == step["grads"] and step["whole_layers"] == 0, step
+    # the same forwards on both processes (FSDP's collectives line up), though process 1 had no task
+    assert probes[0]["layer_forwards"] == probes[1]["layer_forwards"] > 0
+
+
+@needs_distributed
+def test_sharded_generation_keeps_processes_in_step_with_uneven_answers(tiny_model, tmp_path):
+    """Process 0's answers all end at their first token while process 1's run to the limit, then
+    process 1 has no prompt at all: both make the same forwards, and every completion is the
+    one the unsharded model samples from the same seed."""
+    from trainer.models import load_model
+    from trainer.rollout import generate
+
+    probes = _probe("generate", tmp_path / "probe", str(tiny_model))
+    model, tokenizer = load_model(str(tiny_model), device=torch.device("cpu"), dtype=torch.float32)
+    model.eval()
+    for name in ("uneven_ends", "no_tasks"):
+        assert probes[0][name]["forwards"] == probes[1][name]["forwards"] == 9, name  # prefill + 8 steps
+        for probe in probes:
+            call = probe[name]
+            if not call["prompts"]:
+                assert call["completions"] == []
+                continue
+            want = generate(model, call["prompts"], group_size=2, max_new_tokens=9, eos_ids=set(call["eos_ids"]),
+                            pad_id=tokenizer.pad_token_id, temperature=1.0, seeds=call["seeds"])
+            want = [[t for t, m in zip(ids, mask, strict=True) if m]
+                    for ids, mask in zip(want.completion_ids.tolist(), want.completion_mask.tolist(), strict=True)]
+            assert call["completions"] == want, name
+    lengths = {rank: [len(c) for c in probes[rank]["uneven_ends"]["completions"]] for rank in (0, 1)}
+    assert lengths == {0: [1, 1, 1, 1], 1: [9, 9, 9, 9]}
