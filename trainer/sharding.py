@@ -5,34 +5,37 @@
 - `none` (the default): every process holds the whole model, its gradients and its AdamW
   state; gradients are summed with `Dist.all_reduce_grads` (see `trainer.distributed`).
 - `fsdp`: PyTorch's FSDP2 (`torch.distributed.fsdp.fully_shard`) on each decoder layer and on
-  the root. The float32 master weights, their reduced gradients and the AdamW state (16 bytes
-  a trained parameter) are split over the N processes, 16/N bytes each; but see below for
-  what each process still holds whole while a phase runs.
+  the root (embeddings, final norm, output layer), in the ZeRO-3 profile: the float32 master
+  weights, their gradients and the AdamW state (16 bytes a trained parameter) are split over
+  the N processes, 16/N bytes each, and a decoder layer's whole weights exist only while it
+  runs: FSDP all-gathers them before its forward (and again in its backward) and frees them
+  after; each backward reduce-scatters the layer's gradients into the shards, where the
+  micro-batches' gradients add up. The root unit is the exception: `gathered()` keeps it
+  whole for a whole phase (sampling, validation, the update), because the log-prob pass reads
+  the output layer's weight directly and calls the trunk without the root's forward
+  (`trainer.objective.completion_logprobs`); its gradients are reduce-scattered at the end of
+  each backward pass. So a GPU holds 16/N bytes per trained parameter, plus the root's
+  weights (and its gradient in the update), plus one decoder layer (two while a backward
+  prefetches the next), plus activations.
 
-How FSDP is driven here, and why. FSDP all-gathers a layer's weights when the layer runs and
-reduce-scatters its gradients in backward: collectives that every process must issue in the
-same order. The processes of a GRPO step do not run the same forwards: sampling stops when a
-process's own answers end, and the log-prob pass calls the trunk once per prompt chunk of
-this process's share (`trainer.objective.completion_logprobs`, which also reads the output
-layer's weight directly). So each phase of a step (sampling, validation, the update) runs
-inside `gathered()`: one all-gather per FSDP unit on every process, in the same order, then
-no collective until the phase ends, however many forwards each process makes; gradients
-accumulate locally (`set_requires_gradient_sync(False)`) and `reduce_grads` ends the
-backward work with one small forward/backward through the root on every process, whose
-post-backward hooks reduce-scatter the summed gradients: FSDP's own reduction, the same
-number of collectives on every process. This also means generation does no all-gather per
-token per layer.
+Lockstep. Every forward and backward of a sharded model is a collective, so every process
+must make the same ones in the same order, although their work differs:
+- sampling and validation (`trainer.rollout.generate` with `sync=decode_sync`): after each
+  decoding step the processes all-reduce "do I still have rows?", and all keep stepping until
+  none has; a process whose rows are done, or that has no task this round (fewer tasks than
+  processes), makes a one-token dummy forward per step instead (its prefill too);
+- the update (`trainer.loop._update`): each process pads its share of the kept groups to the
+  largest share with one-token groups whose tokens are all masked out, so every process runs
+  the same micro-batches, the same trunk calls per micro-batch (one for the prompts, one per
+  `share_chunk_rows` completions), and a backward for each, even one that adds zeros
+  (`chunked_logprobs` keeps an empty result in the graph); the same for the no-grad passes
+  of the reference model and of the old log-probs.
+None of this happens without sharding (`Replicated`): no dummy work, no extra collective.
 
-The price of that: during a phase each GPU holds the whole model's weights (float32, as the
-non-sharded path computes: autocast over float32 weights, so a sharded run learns the same
-numbers) and, in the update, its whole gradient; the sharded part is the optimizer state,
-the master weights and the reduced gradients. Per trained parameter that is 8 + 16/N bytes
-instead of 16 (plus activations): nothing saved on 2 GPUs, 12 on 4, 10 on 8; it helps when
-the AdamW state is what does not fit, not when the weights and gradients alone do not.
-Streaming the layers through the update (the usual FSDP profile: 16/N bytes plus a layer or
-two) needs every process to make the same trunk calls and backward passes in the same order,
-i.e. padding each process's share of a step to the same shape and always running backward
-(`trainer.loop._update`, `trainer.objective.completion_logprobs`); not done yet.
+The price: every decoding step all-gathers every decoder layer (and makes one small
+all-reduce), so sharded sampling is bound by the interconnect where replicated sampling is
+bound by compute; the slowest process's answers set how many steps all make. Use `fsdp`
+when the model's training state does not fit one GPU, not for speed.
 
 Checkpoints are the same files as without sharding: every process takes part in gathering
 the full state dicts (`torch.distributed.checkpoint.state_dict`), process 0 writes them, and

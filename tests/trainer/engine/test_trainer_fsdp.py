@@ -177,11 +177,13 @@ def test_fsdp_holds_one_layer_whole_at_a_time_even_with_fewer_tasks_than_process
     the policy is whole (beyond one a backward prefetches), in sampling and in the update; the
     gradients are shards at every optimizer step. One task per step and one validation task
     for two processes: process 1 samples nothing and trains on a masked dummy group, in lockstep
-    with process 0, and the run still learns what one process learns."""
+    with process 0, and the run (two iterations over each batch: the whole root is refreshed
+    after each optimizer step) still learns what one process learns."""
     from tests.trainer.engine.conftest import make_tiny_model
 
     model = make_tiny_model(tmp_path / "model", layers=4)
-    args = _inputs(tmp_path, model, qa_tasks, method="full", batch_size=1, max_steps=2, micro_batch_size=1)
+    args = _inputs(tmp_path, model, qa_tasks, method="full", batch_size=1, max_steps=2, micro_batch_size=1,
+                   num_iterations=2)
     (tmp_path / "valid.jsonl").write_text(json.dumps(qa_tasks[0]) + "\n")
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
     probes = _probe("train", tmp_path / "probe", "--", *args, "--sharding", "fsdp", "--out", str(tmp_path / "fsdp"))
@@ -193,7 +195,7 @@ def test_fsdp_holds_one_layer_whole_at_a_time_even_with_fewer_tasks_than_process
         # the gather-everything design held all 3 other layers whole through every phase
         assert probe["max_other_layers_whole"]["no_grad"] == 0, probe
         assert probe["max_other_layers_whole"]["update"] <= 1, probe
-        assert len(probe["steps"]) == 2  # one optimizer step per training step, on both processes
+        assert len(probe["steps"]) == 4  # two optimizer steps (iterations) per training step, on both
         for step in probe["steps"]:
             assert step["grads"] > 0 and step["sharded_grads"] == step["grads"] and step["whole_layers"] == 0, step
     # the same forwards on both processes (FSDP's collectives line up), though process 1 had no task
