@@ -37,6 +37,9 @@ all-reduce), so sharded sampling is bound by the interconnect where replicated s
 bound by compute; the slowest process's answers set how many steps all make. Use `fsdp`
 when the model's training state does not fit one GPU, not for speed.
 
+Not done yet: each process loads the whole model onto its device before `fully_shard`
+splits it (`trainer.loop.train`), so the weights alone must fit one device at load time.
+
 Checkpoints are the same files as without sharding: every process takes part in gathering
 the full state dicts (`torch.distributed.checkpoint.state_dict`), process 0 writes them, and
 the optimizer state is stored in the layout `optimizer.state_dict()` has, so a sharded run
