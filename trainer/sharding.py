@@ -135,6 +135,7 @@ class FullySharded(Replicated):
                 handle.remove()
             for unit in self.units + self.reference_units:
                 unit.reshard()
+            _forget_forward_order(self.units + self.reference_units)
 
     def reduce_grads(self, params: list[torch.nn.Parameter]) -> None:
         """Nothing left to do: FSDP reduce-scattered each unit's gradients into the shards
@@ -251,6 +252,22 @@ def _shard(model) -> list:
     units[-1].set_reshard_after_forward(False, recurse=False)
     units[-1].set_reshard_after_backward(False, recurse=False)
     return units
+
+
+def _forget_forward_order(units: list) -> None:
+    """Drop FSDP's record of the order of the phase's forwards (kept for prefetching in the
+    backward that follows; only a backward clears it): a phase without backward (sampling,
+    validation: one forward per layer per token) would otherwise grow it step after step.
+    Private attributes of torch's FSDP2, so each is looked up with a fallback."""
+    for unit in units:
+        state = unit._get_fsdp_state() if hasattr(unit, "_get_fsdp_state") else None
+        order = getattr(getattr(state, "_comm_ctx", None), "post_forward_order", None)
+        if isinstance(order, list):
+            order.clear()
+        for group in getattr(state, "_fsdp_param_groups", None) or []:
+            indices = getattr(group, "_post_forward_indices", None)
+            if isinstance(indices, list):
+                indices.clear()
 
 
 def _unshard(units: list) -> None:

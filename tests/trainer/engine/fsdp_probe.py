@@ -34,6 +34,7 @@ def train(out: Path, argv: list[str]) -> None:
     counts = {"layer_forwards": 0}
     steps: list[dict] = []
     policy: list = []
+    root: list = []
     original = sharding._shard
 
     def watched(model):
@@ -48,6 +49,7 @@ def train(out: Path, argv: list[str]) -> None:
             layer.register_forward_pre_hook(pre_hook)
         if not policy:  # the policy is sharded first, then the reference model (not optimised)
             policy.extend(layers)
+            root.append(units[-1])
 
             def step_hook(optimizer, args, kwargs):
                 grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
@@ -59,7 +61,9 @@ def train(out: Path, argv: list[str]) -> None:
     sharding._shard = watched
     dist = distributed.init_from_env("cpu")
     code = main(argv)
-    result = {"code": code, "max_other_layers_whole": seen, **counts, "steps": steps}
+    # FSDP's record of forwards for backward prefetching, left after the last phase (validation)
+    left = len(root[0]._get_fsdp_state()._comm_ctx.post_forward_order)
+    result = {"code": code, "max_other_layers_whole": seen, **counts, "steps": steps, "forward_order_left": left}
     out.joinpath(f"probe-{dist.rank}.json").write_text(json.dumps(result))
 
 

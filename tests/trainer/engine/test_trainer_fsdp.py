@@ -195,6 +195,7 @@ def test_fsdp_holds_one_layer_whole_at_a_time_even_with_fewer_tasks_than_process
         # the gather-everything design held all 3 other layers whole through every phase
         assert probe["max_other_layers_whole"]["no_grad"] == 0, probe
         assert probe["max_other_layers_whole"]["update"] <= 1, probe
+        assert probe["forward_order_left"] == 0  # phases without backward leave no record behind
         assert len(probe["steps"]) == 4  # two optimizer steps (iterations) per training step, on both
         for step in probe["steps"]:
             assert step["grads"] > 0 and step["sharded_grads"] == step["grads"] and step["whole_layers"] == 0, step
