@@ -8,7 +8,7 @@
 2. Evaluation throughput (tasks/s, greedy answers graded by a string check) of
    - the trainer's own batched sampler (`trainer.evaluation.evaluate`, what evaluations use),
    - the engine, one request per task, sequentially and with 4 requests in flight.
-The prompts are the demo project's support messages (webapp/core/demo/support_triage.jsonl).
+The prompts are the demo project's tasks (webapp/core/demo: customer reviews to label).
 """
 
 from __future__ import annotations
@@ -68,8 +68,9 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = [json.loads(line) for line in (ROOT / "webapp/core/demo/support_triage.jsonl").read_text().splitlines()]
-    rows = rows[: args.tasks]
+    from webapp.core.demo import demo_rows
+
+    rows = demo_rows()[: args.tasks]
     folder = str(resolve_model("smollm2-135m-instruct"))
     print(f"built-in model: {folder}; {len(rows)} tasks, answers up to {args.max_tokens} tokens, "
           f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs")

@@ -1,4 +1,4 @@
-"""The demo project's content: support-message triage for the built-in 135M model.
+"""The demo project's content: customer-review triage (positive / negative) for the built-in 135M model.
 
 Kept free of Django so `bench/demo_learning.py` trains on exactly what `seed_demo` seeds.
 """
@@ -11,25 +11,24 @@ from pathlib import Path
 
 from trainer.grading import weighted_mean_formula
 
-DEMO_FILE = Path(__file__).resolve().parent / "support_triage.jsonl"
+DEMO_FILE = Path(__file__).resolve().parent / "review_triage.jsonl"
 HOLDOUT_PERCENT, SPLIT_SEED = 25, 0
-CATEGORIES = ["billing", "shipping", "technical", "account"]
+LABELS = ["positive", "negative"]
 
 #: The rubric an expert would build for the demo, as the rubric builder stores it: the right
-#: category (weight 3) and an answer of exactly one word (weight 1), combined as the weighted
+#: label (weight 3) and an answer of exactly one word (weight 1), combined as the weighted
 #: mean of those weights, so partly-right answers get partial credit to learn from.
 CRITERIA = [
-    {"key": "correct_category", "name": "correct_category", "type": "choice_match", "weight": 3.0, "gate": False},
+    {"key": "correct_label", "name": "correct_label", "type": "choice_match", "weight": 3.0, "gate": False},
     {"key": "one_word", "name": "one_word", "type": "length_bounds", "weight": 1.0, "gate": False},
 ]
 DEMO_RUBRIC = {"combine": "weighted_mean", "formula": "", "criteria": CRITERIA}
 DEMO_GRADER = {
     "type": "multi",
-    "name": "Support triage rubric",
+    "name": "Review triage rubric",
     "graders": {
-        "correct_category": {"type": "choice_match", "name": "correct_category",
-                             "reference": "{{item.reference_answer}}",
-                             "options": CATEGORIES},
+        "correct_label": {"type": "choice_match", "name": "correct_label",
+                          "reference": "{{item.reference_answer}}", "options": LABELS},
         "one_word": {"type": "length_bounds", "name": "one_word",
                      "unit": "words", "min": 1, "max": 1},
     },

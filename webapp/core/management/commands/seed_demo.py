@@ -12,7 +12,7 @@ DEMO_SLUG = "demo"
 
 
 class Command(BaseCommand):
-    help = "Create the demo project (support-message triage, 60 train / 20 valid tasks) if missing."
+    help = "Create the demo project (customer-review triage, 60 train / 20 valid tasks) if missing."
 
     @transaction.atomic
     def handle(self, *args, **options):
@@ -25,18 +25,18 @@ class Command(BaseCommand):
             return
         project = project_create(
             name="Demo", owner=admin,
-            description="Support triage: sort customer messages into billing, shipping, technical "
-                        "or account. Small enough for the built-in 135M model to learn on a CPU.",
+            description="Review triage: tell whether a customer review is positive or negative, in "
+                        "one word. Small enough for the built-in 135M model to learn on a CPU.",
         )
         data = DEMO_FILE.read_bytes()
         dataset = dataset_import_jsonl(
-            project=project, name="Support triage", user=admin,
+            project=project, name="Customer reviews", user=admin,
             train=Upload(name=DEMO_FILE.name, size=len(data), read=lambda: data),
             holdout_percent=HOLDOUT_PERCENT, seed=SPLIT_SEED,
         )
-        grader = grader_create(project=project, name="Support triage rubric", spec=DEMO_GRADER, user=admin,
+        grader = grader_create(project=project, name=DEMO_GRADER["name"], spec=DEMO_GRADER, user=admin,
                                rubric=DEMO_RUBRIC, dataset=dataset,
-                               description="Right category (weight 3), answered in one word (weight 1).")
+                               description="Right label (weight 3), answered in one word (weight 1).")
         self.stdout.write(self.style.SUCCESS(
             f"Created demo project with dataset “{dataset.name}” ({dataset.tasks.count()} tasks) "
             f"and grader “{grader.name}”."
