@@ -277,14 +277,17 @@ def completion_logprobs(
             width = max(int(lengths[rows].max()), 1)
             chunk_cache = DynamicCache(config=trunk.config)
             for i, (k, v) in enumerate(prompt_kv):
-                chunk_cache.update(k[src], v[src], i)
+                # index_select, not k[src]: the backward of advanced indexing accumulates with
+                # atomic adds on a multi-threaded CPU, so runs of one seed drifted apart (1e-7 at
+                # step 3, other answers by step 4); index_select's backward adds in a fixed order
+                chunk_cache.update(k.index_select(0, src), v.index_select(0, src), i)
             attn = torch.cat([prompt_mask[src], torch.ones(len(rows), width, dtype=prompt_mask.dtype,
                                                             device=prompt_mask.device)], 1)
             h = trunk(input_ids=completion_ids[rows, :width], attention_mask=attn,
                       position_ids=comp_pos[rows, :width], past_key_values=chunk_cache,
                       use_cache=True).last_hidden_state  # (c, width, H)
             # position t of the completion is predicted by the hidden state one before it
-            pred = torch.cat([last[src][:, None], h[:, :width - 1]], 1)  # (c, width, H)
+            pred = torch.cat([last.index_select(0, src)[:, None], h[:, :width - 1]], 1)  # (c, width, H)
             hidden = hidden.index_put((rows,), F.pad(pred, (0, 0, 0, T - width)))
     else:
         P = prompt_ids.shape[1]

@@ -190,3 +190,43 @@ def test_shared_prompt_pass_equals_full_sequences(tiny_model):
         logits = model(input_ids=ids).logits[0, len(prompts[1]) - 1:-1]
     plain = torch.log_softmax(logits, -1).gather(-1, ids[0, len(prompts[1]):, None]).squeeze(-1)
     assert torch.allclose(a[row, :n], plain, atol=1e-5)
+
+
+def _repeated_index_gathers(t: torch.Tensor) -> list[str]:
+    """Advanced-indexing nodes in t's graph that gather some index more than once."""
+    seen, found, todo = set(), [], [t.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        if type(fn).__name__ == "IndexBackward0":
+            for idx in fn._saved_indices:
+                if idx is not None and idx.dtype != torch.bool and idx.unique().numel() < idx.numel():
+                    found.append(f"IndexBackward0 over {idx.tolist()}")
+        todo.extend(next_fn for next_fn, _ in fn.next_functions)
+    return found
+
+
+def test_the_shared_prompt_pass_has_no_atomic_accumulating_backward(tiny_model):
+    """Runs of one seed must repeat on a multi-threaded CPU. The backward of advanced indexing
+    (`x[idx]`, IndexBackward) accumulates with atomic adds on CPU threads, so an index taken
+    more than once sums in whatever order the threads come: the demo's runs drifted apart (1e-7
+    at step 3, other answers by step 4). The prompt caches, repeated for each answer, are taken
+    with index_select, whose backward adds in a fixed order."""
+    from trainer.models import load_model
+    from trainer.rollout import encode_prompt, generate
+
+    model, tok = load_model(str(tiny_model))
+    prompts = [encode_prompt(tok, [{"role": "user", "content": c}], max_tokens=64)[0] for c in ["hi", "a longer one"]]
+    r = generate(model, prompts, group_size=3, max_new_tokens=5, eos_ids={tok.eos_token_id},
+                 pad_id=tok.pad_token_id, generator=torch.Generator().manual_seed(0))
+    runs = []
+    for _ in range(2):
+        model.zero_grad()
+        logp, _ = completion_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask,
+                                      temperature=1.0, share_prompt=True, share_chunk_rows=2)
+        assert _repeated_index_gathers(logp) == []
+        logp.sum().backward()
+        runs.append([p.grad.clone() for p in model.parameters()])
+    assert all(torch.equal(x, y) for x, y in zip(*runs, strict=True))
