@@ -50,7 +50,10 @@ Deviations from the paper, each on purpose:
 Determinism: data order is a seeded permutation per epoch, every completion samples from a
 seed of (seed, step, round, task slot, answer), and every step reseeds torch from (seed,
 step), so resuming from a checkpoint reproduces an uninterrupted run. Resume refuses a
-checkpoint whose tasks or learning settings differ (`run_fingerprint`).
+checkpoint whose tasks or learning settings differ (`run_fingerprint`). On a CPU two runs of
+one config repeat bit for bit with the same number of threads (the log-prob pass avoids
+backward kernels that add in thread order, see `completion_logprobs`); GPU kernels
+(cuBLAS, attention) are not all bitwise deterministic, so there runs agree only closely.
 """
 
 from __future__ import annotations
