@@ -7,7 +7,8 @@ Trains on exactly what `manage.py seed_demo` seeds (webapp/core/demo: the tasks,
 train/validation split, the rubric) with the settings the launch form gives a new run on a
 CPU worker (every hyperparameter "auto", seed 42), through `trainer.train`. "Before" is the
 base model graded the way the run validates (greedy answers to the 20 validation tasks);
-"after" is the run's last validation. Prints both per criterion, with the train reward and
+"after" is the best checkpoint's validation (the one the run page, evaluations and exports
+use) and the run's last one. Prints them per criterion, with the train reward and
 entropy along the way, so a run that only learns the easy criterion (or collapses to one
 answer) shows it.
 """
@@ -101,17 +102,23 @@ def main() -> int:
 
     result = train(config, Tasks(train=train_rows, valid=valid_rows), DEMO_GRADER, Print())
     after = result.valid_metrics
-    print(f"\n{'criterion':28}{'before':>9}{'after':>9}")
+    # the run page, the evaluations and the exports use the best checkpoint (highest validation
+    # reward); the last validation is printed beside it
+    best_step = int(Path(result.best_checkpoint).name.split("-")[-1]) if result.best_checkpoint else result.step
+    best = next((m for m in steps if m.get("step") == best_step and "valid/reward_mean" in m), after)
+    print(f"\n{'criterion':28}{'before':>9}{f'best (step {best_step})':>20}{f'last (step {result.step})':>20}")
     keys = ["valid/reward_mean"] + sorted(k for k in before if k.startswith("valid/grader/"))
     for key in keys:
-        print(f"{key.removeprefix('valid/'):28}{before[key]:9.3f}{after.get(key, float('nan')):9.3f}")
+        print(f"{key.removeprefix('valid/'):28}{before[key]:9.3f}{best.get(key, float('nan')):20.3f}"
+              f"{after.get(key, float('nan')):20.3f}")
     entropies = [m["train/entropy"] for m in steps if "train/entropy" in m]
     if entropies:
         print(f"train entropy: first 5 steps {statistics.mean(entropies[:5]):.3f}, "
               f"last 5 {statistics.mean(entropies[-5:]):.3f}")
     print(f"{result.step} steps in {(time.time() - t0) / 60:.1f} min; best checkpoint {result.best_checkpoint}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"config": config.to_dict(), "before": before, "after": after,
+        Path(args.json).write_text(json.dumps({"config": config.to_dict(), "before": before, "best": best,
+                                               "after": after,
                                                "steps": steps}, indent=2, default=str))
     return 0
 
