@@ -137,37 +137,42 @@ def _check_duplicate_id(row: dict, where: str, seen: dict[str, str], problems: P
             seen[key] = where
 
 
-def parse_jsonl(text: str, *, source: str = "", max_rows: int = MAX_ROWS) -> list[dict]:
-    """Parse and validate an RFT JSONL file; rows are returned verbatim. Raises ImportProblems."""
-    problems = Problems(source)
-    rows: list[dict] = []
-    seen_ids: dict[str, str] = {}
+def _jsonl_objects(text: str, problems: Problems, *, max_rows: int, noun: str):
+    """(where, value) for each non-blank line that parses as JSON; a line that does not, a
+    blank file and a file over `max_rows` lines each add a problem. The lines past the limit
+    are counted for the message, not parsed."""
     count = 0
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         count += 1
         if count > max_rows:
-            continue  # keep counting for the message below
+            continue
         where = f"line {line_no}"
         try:
-            row = jsonsafe.loads(line)
+            yield where, jsonsafe.loads(line)
         except json.JSONDecodeError as exc:
             problems.add(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})")
-            continue
         except ValueError as exc:  # NaN, Infinity, 1e400, nesting: see jsonsafe
             problems.add(f"{where}: {exc}")
-            continue
+    if count == 0:
+        problems.add(f"the file has no {noun} (every line is blank)")
+    if count > max_rows:
+        problems.add(f"the file has {count:,} {noun}; the limit is {max_rows:,}. Split it or trim it.")
+
+
+def parse_jsonl(text: str, *, source: str = "", max_rows: int = MAX_ROWS) -> list[dict]:
+    """Parse and validate an RFT JSONL file; rows are returned verbatim. Raises ImportProblems."""
+    problems = Problems(source)
+    rows: list[dict] = []
+    seen_ids: dict[str, str] = {}
+    for where, row in _jsonl_objects(text, problems, max_rows=max_rows, noun="tasks"):
         found = row_problems(row, where)
         for p in found:
             problems.add(p)
         _check_duplicate_id(row, where, seen_ids, problems)
         if not found:
             rows.append(row)
-    if count == 0:
-        problems.add("the file has no tasks (every line is blank)")
-    if count > max_rows:
-        problems.add(f"the file has {count:,} tasks; the limit is {max_rows:,}. Split it or trim it.")
     problems.raise_if_any()
     return rows
 
@@ -181,53 +186,38 @@ def parse_eval_jsonl(text: str, *, source: str = "", max_rows: int = MAX_ROWS) -
     Raises ImportProblems naming the line and the field."""
     problems = Problems(source)
     rows: list[dict] = []
-    count = 0
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        count += 1
-        if count > max_rows:
-            continue
-        where = f"line {line_no}"
-        try:
-            row = jsonsafe.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.add(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})")
-            continue
-        except ValueError as exc:
-            problems.add(f"{where}: {exc}")
-            continue
-        if not isinstance(row, dict):
-            problems.add(f'{where}: each line must be an object like {{"item": {{...}}, "sample": {{...}}}}, '
-                         f"not {type(row).__name__}")
-            continue
-        found = []
-        extra = sorted(k for k in row if k not in EVAL_LINE_KEYS)
-        if extra:
-            found.append(f"{where}: unknown field{'s' if len(extra) > 1 else ''} "
-                         f"{', '.join(repr(k[:40]) for k in extra[:5])}; a line has only \"item\" and \"sample\" "
-                         "(put the task's fields inside \"item\")")
-        if "item" not in row:
-            found.append(f'{where}: "item" is missing: the task\'s fields, e.g. {{"item": {{"question": "...", '
-                         '"answer": "..."}}}}')
-        elif not isinstance(row["item"], dict):
-            found.append(f'{where}: "item" must be an object, not {type(row["item"]).__name__}')
-        sample = row.get("sample")
-        if "sample" in row and not isinstance(sample, dict):
-            found.append(f'{where}: "sample" must be an object like {{"output_text": "..."}}, '
-                         f"not {type(sample).__name__}")
-        elif isinstance(sample, dict) and "output_text" in sample and not isinstance(sample["output_text"], str):
-            found.append(f'{where}: "sample.output_text" must be a text')
+    for where, row in _jsonl_objects(text, problems, max_rows=max_rows, noun="items"):
+        found = _eval_line_problems(row, where)
         for p in found:
             problems.add(p)
         if not found:
             rows.append(row)
-    if count == 0:
-        problems.add("the file has no items (every line is blank)")
-    if count > max_rows:
-        problems.add(f"the file has {count:,} items; the limit is {max_rows:,}. Split it or trim it.")
     problems.raise_if_any()
     return rows
+
+
+def _eval_line_problems(row, where: str) -> list[str]:
+    if not isinstance(row, dict):
+        return [f'{where}: each line must be an object like {{"item": {{...}}, "sample": {{...}}}}, '
+                f"not {type(row).__name__}"]
+    found = []
+    extra = sorted(k for k in row if k not in EVAL_LINE_KEYS)
+    if extra:
+        found.append(f"{where}: unknown field{'s' if len(extra) > 1 else ''} "
+                     f"{', '.join(repr(k[:40]) for k in extra[:5])}; a line has only \"item\" and \"sample\" "
+                     "(put the task's fields inside \"item\")")
+    if "item" not in row:
+        found.append(f'{where}: "item" is missing: the task\'s fields, e.g. {{"item": {{"question": "...", '
+                     '"answer": "..."}}}}')
+    elif not isinstance(row["item"], dict):
+        found.append(f'{where}: "item" must be an object, not {type(row["item"]).__name__}')
+    sample = row.get("sample")
+    if "sample" in row and not isinstance(sample, dict):
+        found.append(f'{where}: "sample" must be an object like {{"output_text": "..."}}, '
+                     f"not {type(sample).__name__}")
+    elif isinstance(sample, dict) and "output_text" in sample and not isinstance(sample["output_text"], str):
+        found.append(f'{where}: "sample.output_text" must be a text')
+    return found
 
 
 # --- CSV -------------------------------------------------------------------------------
