@@ -86,11 +86,10 @@ def chunked_logprobs(
     Returns (logp (N,), entropy (N,) detached, or None); for N = 0 under autograd, empty
     tensors that are still part of the graph.
     """
-    # (V, H). Trained weights are float32 already; a frozen bf16/fp16 output layer (LoRA on a
-    # low-precision base) is converted inside each chunk, so no float32 copy of it (up to
-    # V*H*4 bytes: 2 GB for a 7B model's vocabulary) stays alive from forward to backward.
-    weight = lm_head.weight if lm_head.weight.dtype == torch.float32 or not lm_head.weight.requires_grad \
-        else lm_head.weight.float()
+    # (V, H), converted to float32 inside each chunk: a no-op for trained (float32) weights, and
+    # for a frozen bf16/fp16 output layer (LoRA on a low-precision base) no float32 copy of it
+    # (up to V*H*4 bytes: 2 GB for a 7B model's vocabulary) stays alive from forward to backward.
+    weight = lm_head.weight
     bias = None if getattr(lm_head, "bias", None) is None else lm_head.bias
     logps, entropies = [], []
     needs_grad = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)
